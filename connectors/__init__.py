@@ -1,0 +1,1 @@
+"""Channel connectors: turn each outside channel into raw events on ``intake.raw.<channel>``."""

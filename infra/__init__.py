@@ -1,0 +1,1 @@
+"""Infrastructure: settings, the bundled Kafka broker, topics, the CLI and process supervision."""

@@ -1,0 +1,168 @@
+"""The one settings tree: built once in ``main`` and passed down; nothing else reads the environment.
+
+Every value can be set as ``INTAKE_<SECTION>__<NAME>`` (for example
+``INTAKE_KAFKA__BOOTSTRAP_SERVERS``) or in a ``.env`` file in the working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "BlobSettings",
+    "BrokerSettings",
+    "DatabaseSettings",
+    "KafkaSettings",
+    "Settings",
+    "WebSettings",
+    "WorkerSettings",
+    "load_settings",
+]
+
+#: Secrets left at this value are refused when ``env`` is ``production``.
+PLACEHOLDER_SECRET = "change-me"
+
+
+class KafkaSettings(BaseModel):
+    """Where the pipeline's Kafka is, and how its topics are made."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "alo153-intake"
+    partitions: int = Field(default=3, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    request_timeout_s: float = Field(default=30.0, gt=0)
+
+    def client_options(self) -> dict[str, object]:
+        """Keyword arguments shared by every aiokafka client of the product."""
+        options: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": int(self.request_timeout_s * 1000),
+        }
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        return options
+
+
+class BrokerSettings(BaseModel):
+    """The bundled single-node Apache Kafka (KRaft, combined broker + controller)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9092, ge=1, le=65535)
+    controller_port: int = Field(default=9093, ge=1, le=65535)
+    heap_mb: int = Field(default=512, ge=128)
+    java: str = "java"
+    mvn: str = "mvn"
+    start_timeout_s: float = Field(default=90.0, gt=0)
+    stop_timeout_s: float = Field(default=30.0, gt=0)
+    #: Where the broker's data, config, jars and log live; default ``<data_dir>/kafka``.
+    home: Path | None = None
+
+
+class DatabaseSettings(BaseModel):
+    """The case store. SQLite under the data directory unless a URL is given."""
+
+    url: SecretStr | None = None
+    echo: bool = False
+
+
+class BlobSettings(BaseModel):
+    """The content-addressed attachment store (a local directory by default)."""
+
+    dir: Path | None = None
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+
+
+class WebSettings(BaseModel):
+    """The web server: operator/field/CİMER intake API (later webhooks and console)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8153, ge=1, le=65535)
+    #: The URL the outside world uses to reach this server (behind a proxy it differs).
+    public_url: str | None = None
+    api_token: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    max_body_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    max_photos: int = Field(default=10, ge=0)
+    publish_timeout_s: float = Field(default=15.0, gt=0)
+
+
+class WorkerSettings(BaseModel):
+    """The Faust worker."""
+
+    app_id: str = "alo153-intake"
+    retry_attempts: int = Field(default=3, ge=0)
+    retry_backoff_s: float = Field(default=0.5, ge=0)
+    store_batch_size: int = Field(default=200, ge=1)
+    store_batch_within_s: float = Field(default=0.5, gt=0)
+    log_level: Literal["debug", "info", "warn", "error"] = "info"
+
+
+class Settings(BaseSettings):
+    """Everything the product can be told, in one tree."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="INTAKE_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("var")
+    kafka: KafkaSettings = KafkaSettings()
+    broker: BrokerSettings = BrokerSettings()
+    db: DatabaseSettings = DatabaseSettings()
+    blobs: BlobSettings = BlobSettings()
+    web: WebSettings = WebSettings()
+    worker: WorkerSettings = WorkerSettings()
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.env == "production" and self.web.api_token.get_secret_value() in (
+            PLACEHOLDER_SECRET,
+            "",
+        ):
+            raise ValueError("INTAKE_WEB__API_TOKEN must be set to a real secret in production")
+        return self
+
+    # Derived locations: one place decides where things live under the data directory.
+    @property
+    def broker_home(self) -> Path:
+        """Directory of the bundled broker (jars, config, KRaft log, server log)."""
+        return (self.broker.home or self.data_dir / "kafka").resolve()
+
+    @property
+    def blob_dir(self) -> Path:
+        """Directory of the content-addressed blob store."""
+        return (self.blobs.dir or self.data_dir / "blobs").resolve()
+
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy URL of the case store."""
+        if self.db.url is not None:
+            return self.db.url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'cases.sqlite3').resolve()}"
+
+    @property
+    def faust_data_dir(self) -> Path:
+        """Where the Faust worker keeps its local state."""
+        return (self.data_dir / "worker").resolve()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings tree from the environment, ``.env`` and explicit overrides."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""The Faust app, its topics and agents, and the pure functions the agents call."""
