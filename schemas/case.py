@@ -49,7 +49,7 @@ class MessageType(StrEnum):
 
 
 class Urgency(StrEnum):
-    """How fast the case must move: ``acil`` goes to 112, ``alo-183`` to the social-services line."""
+    """How fast a case must move: ``acil`` goes to 112, ``alo-183`` to the social-services line."""
 
     NORMAL = "normal"
     ACIL = "acil"

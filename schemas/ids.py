@@ -17,7 +17,9 @@ __all__ = [
 ]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_TRACKING_RE = re.compile(r"^153-([0-9A-HJKMNP-TV-Z]{5})-([0-9A-HJKMNP-TV-Z]{5})([0-9A-HJKMNP-TV-Z])$")
+_TRACKING_RE = re.compile(
+    r"^153-([0-9A-HJKMNP-TV-Z]{5})-([0-9A-HJKMNP-TV-Z]{5})([0-9A-HJKMNP-TV-Z])$"
+)
 
 
 def _digest(*parts: str) -> bytes:

@@ -25,7 +25,9 @@ class CitizenMessage(Contract):
     received_at: UtcDateTime
     subject: str | None = None
     text: str = Field(description="the text as the citizen wrote it")
-    text_folded: str = Field(description="Turkish-casefolded, whitespace-collapsed text for matching")
+    text_folded: str = Field(
+        description="Turkish-casefolded, whitespace-collapsed text for matching"
+    )
     citizen: CitizenContact = CitizenContact()
     location: GeoPoint | None = None
     attachments: tuple[AttachmentRef, ...] = ()

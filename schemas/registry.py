@@ -98,9 +98,9 @@ def render_json_schemas() -> dict[str, str]:
     for stem, model in _EXPORTED.items():
         schema = model.model_json_schema(mode="serialization")
         schema["$id"] = f"{stem}.v{_version(model)}.schema.json"
-        files[f"{stem}.v{_version(model)}.schema.json"] = json.dumps(
-            schema, indent=2, ensure_ascii=False, sort_keys=True
-        ) + "\n"
+        files[f"{stem}.v{_version(model)}.schema.json"] = (
+            json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        )
     index = {
         topic: f"{stems[model]}.v{_version(model)}.schema.json"
         for topic, model in TOPIC_MODELS.items()

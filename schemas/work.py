@@ -113,5 +113,7 @@ class ReplyRequest(Contract):
     recipient: str = Field(description="address on that channel: phone, e-mail, handle")
     text: str = Field(min_length=1)
     attachments: tuple[AttachmentRef, ...] = ()
-    in_reply_to: str | None = Field(default=None, description="provider id of the citizen's message")
+    in_reply_to: str | None = Field(
+        default=None, description="provider id of the citizen's message"
+    )
     template_id: str | None = None
