@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BlobTooLarge", "SinkError", "StoreUnavailable"]
+__all__ = ["BlobTooLarge", "SinkError", "StoreUnavailable", "UnknownCase"]
 
 
 class SinkError(Exception):
@@ -19,3 +19,11 @@ class StoreUnavailable(SinkError):
 
 class BlobTooLarge(SinkError):
     """An attachment is over the configured size limit."""
+
+
+class UnknownCase(SinkError):
+    """Events name a case that no recorded report founds; nothing of the batch was written."""
+
+    def __init__(self, case_ids: list[str]) -> None:
+        super().__init__(f"events for unknown case(s) {', '.join(sorted(case_ids)[:5])}")
+        self.case_ids = case_ids

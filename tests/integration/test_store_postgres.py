@@ -1,0 +1,62 @@
+"""The case store against a real PostgreSQL: the same scenarios as on SQLite, plus outages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+
+from sinks.errors import StoreUnavailable
+from sinks.store import CaseStore
+from sinks.store.models import Base
+from tests.integration.postgres import PostgresServer
+from tests.integration.services import free_port
+from tests.sinks.test_store import STORE_SCENARIOS, Scenario, scenario_id
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def database_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the session's server for each test."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[CaseStore]:
+    with CaseStore(database_url) as case_store:
+        case_store.migrate()
+        yield case_store
+
+
+@pytest.mark.parametrize("scenario", STORE_SCENARIOS, ids=scenario_id)
+def test_store_on_postgres(scenario: Scenario, store: CaseStore, database_url: str) -> None:
+    assert store.dialect == "postgresql"
+    scenario(store, database_url)
+
+
+def test_migrations_match_the_models(store: CaseStore, database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_plain_postgresql_url_uses_psycopg(database_url: str) -> None:
+    plain = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with CaseStore(plain) as case_store:
+        case_store.migrate()
+        assert case_store.count_cases() == 0
+
+
+def test_unreachable_server_is_retriable() -> None:
+    nobody = f"postgresql+psycopg://intake@127.0.0.1:{free_port()}/intake?connect_timeout=2"
+    with CaseStore(nobody) as case_store, pytest.raises(StoreUnavailable) as caught:
+        case_store.count_events()
+    assert caught.value.retriable
