@@ -1,4 +1,4 @@
-"""The one settings tree: built once in ``main`` and passed down; nothing else reads the environment.
+"""The one settings tree, built once in ``main`` and passed down; nothing else reads the env.
 
 Every value can be set as ``INTAKE_<SECTION>__<NAME>`` (for example
 ``INTAKE_KAFKA__BOOTSTRAP_SERVERS``) or in a ``.env`` file in the working directory.
@@ -107,6 +107,9 @@ class WorkerSettings(BaseModel):
     retry_backoff_s: float = Field(default=0.5, ge=0)
     store_batch_size: int = Field(default=200, ge=1)
     store_batch_within_s: float = Field(default=0.5, gt=0)
+    #: How long the group waits for a silent (e.g. killed) worker before giving its partitions away.
+    session_timeout_s: float = Field(default=30.0, ge=6)
+    commit_interval_s: float = Field(default=2.8, gt=0)
     log_level: Literal["debug", "info", "warn", "error"] = "info"
 
 
