@@ -1,0 +1,98 @@
+"""The Faust app: built from the settings, with the topology declared once and its agents.
+
+No I/O happens here at import time; ``build_worker_app`` is called by ``intake worker``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from infra.settings import Settings
+from sinks.store import CaseStore
+from streams.agents import register_agents
+from streams.deadletter import EventGuard
+from streams.topics import Topics, declare_topics
+
+__all__ = ["build_worker_app", "create_app", "ready_file"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app configured for at-least-once delivery against the configured Kafka."""
+    kafka = settings.kafka
+    brokers = [
+        f"kafka://{host.strip()}" for host in kafka.bootstrap_servers.split(",") if host.strip()
+    ]
+    options: dict[str, Any] = {}
+    if kafka.sasl_mechanism and kafka.sasl_username and kafka.sasl_password:
+        options["broker_credentials"] = faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value(),
+            mechanism=kafka.sasl_mechanism,
+        )
+    return faust.App(
+        settings.worker.app_id,
+        broker=brokers,
+        broker_client_id=kafka.client_id,
+        store="memory://",
+        datadir=str(settings.faust_data_dir),
+        autodiscover=False,
+        web_enabled=False,
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        broker_session_timeout=settings.worker.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.worker.session_timeout_s / 3),
+        broker_commit_interval=settings.worker.commit_interval_s,
+        **options,
+    )
+
+
+def ready_file(settings: Settings) -> Path:
+    """Written by the worker each time a rebalance completes: the worker owns its partitions."""
+    return settings.faust_data_dir / "ready.json"
+
+
+def build_worker_app(settings: Settings, store: CaseStore | None) -> tuple[faust.App, Topics]:
+    """The app with its topics, agents and the ready signal."""
+    app = create_app(settings)
+    topics = declare_topics(app)
+
+    async def send_deadletter(
+        key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        await topics.deadletter.send(key=key, value=value, headers=headers)
+
+    guard = EventGuard(
+        send_deadletter,
+        attempts=settings.worker.retry_attempts,
+        backoff_s=settings.worker.retry_backoff_s,
+    )
+    register_agents(
+        app,
+        topics,
+        guard,
+        store,
+        batch_size=settings.worker.store_batch_size,
+        batch_within_s=settings.worker.store_batch_within_s,
+    )
+    marker = ready_file(settings)
+    marker.unlink(missing_ok=True)
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # the stub wants signal=
+    async def _mark_ready(sender: faust.App, *_: Any, **__: Any) -> None:
+        assigned = sorted(str(tp) for tp in sender.consumer.assignment())
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"pid": os.getpid(), "partitions": len(assigned)}))
+        log.info("worker ready: %d partitions assigned", len(assigned))
+
+    return app, topics
