@@ -1,0 +1,210 @@
+"""``intake``: the one console script. Builds the settings once and hands them down."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from infra.logs import configure_logging
+from infra.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+
+def _kafka(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.broker import BundledKafka
+
+    broker = BundledKafka(settings)
+    if args.action == "fetch":
+        broker.fetch()
+        print(f"Kafka {broker.version} jars in {broker.lib}")
+    elif args.action == "start":
+        started = broker.start()
+        state = "started" if started else "already running"
+        print(
+            f"Kafka {broker.version} {state} at {broker.address} (log {broker.logs / 'server.log'})"
+        )
+    elif args.action == "stop":
+        print("Kafka stopped" if broker.stop() else "Kafka was not running")
+    else:
+        status = broker.status()
+        print(
+            json.dumps(
+                {
+                    "address": status.address,
+                    "version": status.version,
+                    "pid": status.pid,
+                    "running": status.running,
+                    "answering": status.answering,
+                    "log": str(status.log),
+                },
+                indent=2,
+            )
+        )
+        return 0 if status.answering else 3
+    return 0
+
+
+def _topics(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.topics import create_topics, list_topics
+
+    if args.action == "create":
+        result = asyncio.run(create_topics(settings.kafka))
+        for name, state in sorted(result.items()):
+            print(f"{state:8} {name}")
+    else:
+        for name in sorted(asyncio.run(list_topics(settings.kafka))):
+            print(name)
+    return 0
+
+
+def _schemas(_settings: Settings, args: argparse.Namespace) -> int:
+    from schemas.registry import export_json_schemas, render_json_schemas
+
+    directory = Path(args.dir)
+    if args.check:
+        stale = [
+            name
+            for name, text in render_json_schemas().items()
+            if not (directory / name).is_file()
+            or (directory / name).read_text(encoding="utf-8") != text
+        ]
+        if stale:
+            print(f"stale JSON Schemas in {directory}: {', '.join(stale)}", file=sys.stderr)
+            print(f"run: intake schemas export {directory}", file=sys.stderr)
+            return 1
+        print(f"JSON Schemas in {directory} are up to date")
+        return 0
+    for path in export_json_schemas(directory):
+        print(path)
+    return 0
+
+
+def _db(settings: Settings, _args: argparse.Namespace) -> int:
+    from sinks.store import CaseStore
+
+    store = CaseStore(settings.database_url, echo=settings.db.echo)
+    store.migrate()
+    store.close()
+    print("case store migrated")
+    return 0
+
+
+def _worker(settings: Settings, _args: argparse.Namespace) -> int:
+    import faust
+
+    from sinks.store import CaseStore
+    from streams.app import build_worker_app
+
+    store = CaseStore(settings.database_url, echo=settings.db.echo)
+    store.migrate()
+    app, _topics = build_worker_app(settings, store)
+    worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _web(settings: Settings, _args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from connectors.web import build_from_settings
+
+    uvicorn.run(
+        build_from_settings(settings),
+        host=settings.web.host,
+        port=settings.web.port,
+        log_level="info",
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _up(settings: Settings, _args: argparse.Namespace) -> int:
+    from infra.supervisor import Supervisor
+
+    return Supervisor(settings).run()
+
+
+def _inject(settings: Settings, args: argparse.Namespace) -> int:
+    from connectors.inject import inject_file
+    from connectors.publisher import KafkaPublisher
+
+    async def run() -> list[str]:
+        publisher = KafkaPublisher(settings.kafka, timeout_s=settings.web.publish_timeout_s)
+        await publisher.start()
+        try:
+            return await inject_file(Path(args.file), publisher)
+        finally:
+            await publisher.stop()
+
+    from connectors.errors import RejectedLines
+
+    try:
+        accepted = asyncio.run(run())
+    except RejectedLines as exc:
+        for tracking in exc.tracking_numbers:
+            print(tracking)
+        for line, reason in exc.rejected:
+            print(
+                f"{args.file}:{line}: rejected (sent to intake.deadletter): {reason}",
+                file=sys.stderr,
+            )
+        return 1
+    for tracking in accepted:
+        print(tracking)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="intake", description="Alo 153 multichannel intake")
+    sub = parser.add_subparsers(dest="command", required=True)
+    kafka = sub.add_parser("kafka", help="the bundled single-node Apache Kafka")
+    kafka.add_argument("action", choices=["fetch", "start", "stop", "status"])
+    kafka.set_defaults(run=_kafka)
+    topics = sub.add_parser("topics", help="the contract's topics")
+    topics.add_argument("action", choices=["create", "list"])
+    topics.set_defaults(run=_topics)
+    schemas = sub.add_parser("schemas", help="JSON Schema files for unit systems")
+    schemas.add_argument("action", choices=["export"])
+    schemas.add_argument("dir")
+    schemas.add_argument("--check", action="store_true", help="fail when DIR is stale")
+    schemas.set_defaults(run=_schemas)
+    db = sub.add_parser("db", help="the case store")
+    db.add_argument("action", choices=["migrate"])
+    db.set_defaults(run=_db)
+    sub.add_parser("worker", help="run the stream worker").set_defaults(run=_worker)
+    sub.add_parser("web", help="run the web server (intake API)").set_defaults(run=_web)
+    sub.add_parser("up", help="broker, topics, worker and web together").set_defaults(run=_up)
+    inject = sub.add_parser("inject", help="publish sample submissions from a JSON-lines file")
+    inject.add_argument("file")
+    inject.set_defaults(run=_inject)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``intake`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        print(f"intake: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.worker.log_level)
+    try:
+        return int(args.run(settings, args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the CLI's edge: one clear line instead of a trace
+        from infra.errors import InfraError
+
+        if isinstance(exc, InfraError):
+            print(f"intake: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

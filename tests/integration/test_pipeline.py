@@ -1,0 +1,169 @@
+"""End to end against the real broker: HTTP intake → unit topic and case store, dead-lettering,
+and crash safety under SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from schemas.raw import RawEvent
+from schemas.registry import unit_topic
+from schemas.taxonomy import taxonomy
+from schemas.work import UnitWorkItem
+from sinks.store import CaseStore
+from tests.integration.kafka_io import produce, read_until
+from tests.integration.services import ProductEnv, free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+UNIT_TOPICS = [unit_topic(code) for code in taxonomy().units]
+TOKEN = "test-token-" + uuid.uuid4().hex
+
+
+def _store(data_dir: Path) -> CaseStore:
+    return CaseStore(f"sqlite:///{data_dir / 'cases.sqlite3'}")
+
+
+def _raw(provider_id: str, text: str) -> bytes:
+    return RawEvent(
+        channel="api",
+        provider_id=provider_id,
+        received_at=datetime.now(UTC),
+        payload={"source": "alo153", "text": text},
+    ).to_bytes()
+
+
+async def test_http_intake_reaches_unit_topic_and_case_store(
+    product: tuple[ProductEnv, Path],
+) -> None:
+    env, data_dir = product
+    env.start_worker(data_dir)
+    port = free_port()
+    env.start_web(data_dir, port, TOKEN)
+
+    submission = {
+        "source": "saha",
+        "text": "Seyhan Reşatbey Mahallesi 62012 Sokak'ta su borusu patladı, sokak göl oldu. "
+        "Beni 0532 111 22 33'ten arayabilirsiniz.",
+        "citizen": {"name": "Ayşe Yılmaz", "phone": "+905321112233"},
+        "location": {"lat": 36.9914, "lon": 35.3308, "address": "Reşatbey Mah., Seyhan/Adana"},
+    }
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        response = await client.post(
+            "/api/v1/intake", json=submission, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+    assert response.status_code == 202, response.text
+    tracking = response.json()["tracking_number"]
+
+    records = await read_until(
+        env.bootstrap,
+        UNIT_TOPICS,
+        lambda seen: any(r.key == tracking.encode() for r in seen),
+        timeout_s=60,
+    )
+    record = next(r for r in records if r.key == tracking.encode())
+    assert record.topic == "units.su-kanalizasyon"
+    item = UnitWorkItem.model_validate_json(record.value)
+    assert item.case_id == tracking and item.unit == "su-kanalizasyon"
+    assert "0532 111 22 33" not in item.problem  # the unit gets the problem, not the citizen
+    assert "Ayşe" not in record.value.decode()
+    assert item.location is not None and item.location.lat == pytest.approx(36.9914)
+
+    store = _store(data_dir)
+    case = wait_until(lambda: store.get_case(tracking), 30, "the case in the store")
+    assert case.unit == "su-kanalizasyon"
+    kinds = [event.kind.value for event in store.history(tracking)]
+    assert kinds[0] == "created" and "routed" in kinds
+
+
+async def test_malformed_event_is_dead_lettered_and_next_event_flows(
+    product: tuple[ProductEnv, Path],
+) -> None:
+    env, data_dir = product
+    env.start_worker(data_dir)
+    bad_key = f"bad-{uuid.uuid4()}".encode()
+    good_id = f"good-{uuid.uuid4()}"
+    bad_value = b'{"channel": "api", "provider_id": "x", "payload": '  # truncated JSON
+    await produce(env.bootstrap, "intake.raw.api", [(bad_key, bad_value)])
+    await produce(
+        env.bootstrap,
+        "intake.raw.api",
+        [(good_id.encode(), _raw(good_id, "Kozan'da sokak lambası yanmıyor, her yer karanlık"))],
+    )
+
+    dead = await read_until(
+        env.bootstrap, ["intake.deadletter"], lambda s: any(r.key == bad_key for r in s), 60
+    )
+    record = next(r for r in dead if r.key == bad_key)
+    assert record.value == bad_value  # the original bytes, untouched
+    headers = {k: v.decode() for k, v in record.headers}
+    assert headers["__intake.errors.topic"] == "intake.raw.api"
+    assert headers["__intake.errors.stage"] == "normalize"
+    assert int(headers["__intake.errors.partition"]) in range(3)
+    assert int(headers["__intake.errors.offset"]) >= 0
+    assert headers["__intake.errors.exception.class"].endswith("ValidationError")
+    assert "Invalid JSON" in headers["__intake.errors.exception.message"]
+
+    from schemas.ids import message_id, tracking_number
+
+    case_id = tracking_number(message_id("api", good_id)).encode()
+    units = await read_until(
+        env.bootstrap, UNIT_TOPICS, lambda s: any(r.key == case_id for r in s), 60
+    )
+    assert next(r for r in units if r.key == case_id).topic == "units.aydinlatma"
+
+
+async def test_sigkill_mid_stream_loses_nothing_and_stores_each_case_once(
+    product: tuple[ProductEnv, Path],
+) -> None:
+    from schemas.ids import message_id, tracking_number
+
+    env, data_dir = product
+    run = uuid.uuid4().hex[:8]
+    texts = [
+        "Yüreğir'de çöpler üç gündür alınmadı, konteyner taştı",
+        "Çukurova Turgut Özal Bulvarı'nda asfalt çukur, araba lastiği patladı",
+        "Sarıçam'da sokak köpekleri çocuklara saldırıyor",
+        "Seyhan'da sular kesik, ASKİ'ye ulaşamıyoruz",
+    ]
+    ids = [f"crash-{run}-{i:04d}" for i in range(1000)]
+    expected = {tracking_number(message_id("api", pid)) for pid in ids}
+    await produce(
+        env.bootstrap,
+        "intake.raw.api",
+        [(pid.encode(), _raw(pid, texts[i % len(texts)])) for i, pid in enumerate(ids)],
+    )
+
+    def ours(seen: list) -> set[str]:
+        return {r.key.decode() for r in seen if r.key and r.key.decode() in expected}
+
+    worker = env.start_worker(data_dir)
+    first = await read_until(env.bootstrap, UNIT_TOPICS, lambda s: len(ours(s)) >= 50, 60)
+    worker.kill()
+    delivered_before_kill = len(ours(first))
+    assert delivered_before_kill < len(expected), "the worker finished before it was killed"
+
+    env.start_worker(data_dir)
+    everything = await read_until(
+        env.bootstrap, UNIT_TOPICS, lambda s: ours(s) == expected, timeout_s=180
+    )
+    assert ours(everything) == expected
+
+    store = _store(data_dir)
+
+    def stored() -> int:
+        return sum(1 for case_id in expected if store.get_case(case_id) is not None)
+
+    wait_until(lambda: stored() == len(expected), 60, "all cases in the store")
+    # every case gets exactly two events (created, routed); replays after the crash add none
+    wait_until(lambda: store.count_events() >= 2 * len(expected), 60, "every routed event")
+    assert store.count_cases() == len(expected)
+    assert store.count_events() == 2 * len(expected)
+    for case_id in list(expected)[:25]:
+        assert [e.kind.value for e in store.history(case_id)] == ["created", "routed"]
+    print(json.dumps({"delivered_before_kill": delivered_before_kill, "total": len(expected)}))
