@@ -145,7 +145,9 @@ class ProductEnv:
         wait_until(is_ready, timeout_s, "the worker's partition assignment")
         return proc
 
-    def start_web(self, data_dir: Path, port: int, token: str, timeout_s: float = 60) -> Proc:
+    def start_web(
+        self, data_dir: Path, port: int, token: str, timeout_s: float = 60, **extra: str
+    ) -> Proc:
         """Start ``intake web`` on ``port`` and wait until it answers ``/readyz``."""
         proc = self.start(
             "web",
@@ -153,6 +155,7 @@ class ProductEnv:
             INTAKE_DATA_DIR=str(data_dir),
             INTAKE_WEB__PORT=str(port),
             INTAKE_WEB__API_TOKEN=token,
+            **extra,
         )
 
         def ready() -> bool:
