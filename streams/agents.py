@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, cast
 
@@ -43,19 +44,20 @@ def register_agents(
 ) -> None:
     """Attach the pipeline's agents to ``app``. ``store`` None runs without the case store."""
 
-    @app.agent(topics.raw, name="normalize")
-    async def normalize_agent(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            await guard.run("normalize", event.message, partial(_normalize, event))
+    def each_event(
+        stage: str, handler: Callable[[EventT[Any]], Awaitable[None]]
+    ) -> Callable[[faust.StreamT[Any]], Awaitable[None]]:
+        """An agent body that runs ``handler`` on every event through the guard."""
+
+        async def agent(stream: faust.StreamT[Any]) -> None:
+            async for event in stream.events():
+                await guard.run(stage, event.message, partial(handler, event))
+
+        return agent
 
     async def _normalize(event: EventT[Any]) -> None:
         msg = normalize(RawEvent.from_bytes(event.value))
         await topics.messages.send(key=msg.message_id.encode(), value=msg.to_bytes(), headers=_JSON)
-
-    @app.agent(topics.messages, name="open_case")
-    async def open_case_agent(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            await guard.run("open_case", event.message, partial(_open_case, event))
 
     async def _open_case(event: EventT[Any]) -> None:
         msg = CitizenMessage.from_bytes(event.value)
@@ -63,11 +65,6 @@ def register_agents(
         await topics.cases.send(
             key=created.case_id.encode(), value=created.to_bytes(), headers=_JSON
         )
-
-    @app.agent(topics.cases, name="route")
-    async def route_agent(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            await guard.run("route", event.message, partial(_route, event))
 
     async def _route(event: EventT[Any]) -> None:
         case_event = CaseEvent.from_bytes(event.value)
@@ -77,6 +74,10 @@ def register_agents(
         key = item.case_id.encode()
         await topics.units[item.unit].send(key=key, value=item.to_bytes(), headers=_JSON)
         await topics.cases.send(key=key, value=routed.to_bytes(), headers=_JSON)
+
+    app.agent(topics.raw, name="normalize")(each_event("normalize", _normalize))
+    app.agent(topics.messages, name="open_case")(each_event("open_case", _open_case))
+    app.agent(topics.cases, name="route")(each_event("route", _route))
 
     if store is None:
         return

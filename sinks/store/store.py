@@ -16,7 +16,18 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Table, create_engine, event, exc, func, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    create_engine,
+    event,
+    exc,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -154,14 +165,14 @@ class CaseStore:
         if not unique:
             return 0
         with _unavailable_on_connection_errors(), self._writer.begin() as conn:
-            known = self._known_event_ids(conn, [event.event_id for event in unique])
+            known = self._existing(conn, _EVENTS.c.event_id, [e.event_id for e in unique])
             fresh: dict[str, list[CaseEvent]] = defaultdict(list)
             for item in unique:
                 if item.event_id not in known:
                     fresh[item.case_id].append(item)
             if not fresh:
                 return 0
-            existing_cases = self._existing_case_ids(conn, list(fresh))
+            existing_cases = self._existing(conn, _CASES.c.case_id, list(fresh))
             recorded = self._recorded_events(conn, list(fresh))
             cases, reports, rows = [], [], []
             now = utc_now()
@@ -216,19 +227,14 @@ class CaseStore:
         with _unavailable_on_connection_errors(), self._engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
-    def _known_event_ids(self, conn: Connection, event_ids: Sequence[str]) -> set[str]:
-        known: set[str] = set()
-        for chunk in _chunks(event_ids):
-            query = select(_EVENTS.c.event_id).where(_EVENTS.c.event_id.in_(chunk))
-            known.update(conn.execute(query).scalars())
-        return known
-
-    def _existing_case_ids(self, conn: Connection, case_ids: Sequence[str]) -> set[str]:
-        existing: set[str] = set()
-        for chunk in _chunks(case_ids):
-            query = select(_CASES.c.case_id).where(_CASES.c.case_id.in_(chunk))
-            existing.update(conn.execute(query).scalars())
-        return existing
+    def _existing(
+        self, conn: Connection, column: ColumnElement[str], values: Sequence[str]
+    ) -> set[str]:
+        """Which of ``values`` are already in ``column`` (queried in chunks)."""
+        found: set[str] = set()
+        for chunk in _chunks(values):
+            found.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
+        return found
 
     def _recorded_events(
         self, conn: Connection, case_ids: Sequence[str]
