@@ -7,11 +7,14 @@ never need to import a client library to handle a failure.
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationFailed",
     "ConnectorError",
     "InvalidSubmission",
     "PublishFailed",
     "PublishTimeout",
+    "RateLimited",
     "RejectedLines",
+    "SourceUnavailable",
 ]
 
 
@@ -48,3 +51,21 @@ class RejectedLines(InvalidSubmission):
         self.tracking_numbers = tracking_numbers
         #: ``(line number, reason)`` of each line sent to the dead-letter topic.
         self.rejected = rejected
+
+
+class AuthenticationFailed(ConnectorError):
+    """The provider refused our credentials; retrying cannot help until someone fixes them."""
+
+
+class SourceUnavailable(ConnectorError):
+    """The channel's server could not be reached or failed; the fetch can be tried again."""
+
+    retriable = True
+
+
+class RateLimited(SourceUnavailable):
+    """The provider asked us to wait (HTTP 429) until ``reset_at`` (epoch seconds)."""
+
+    def __init__(self, message: str, reset_at: float | None = None) -> None:
+        super().__init__(message)
+        self.reset_at = reset_at

@@ -22,23 +22,16 @@ from connectors.api import field_errors, submission_event, submission_tracking_n
 from connectors.errors import InvalidSubmission, RejectedLines
 from connectors.publisher import Publisher, publish_raw_event
 from schemas.common import utc_now
+from schemas.deadletter import error_headers
 from schemas.raw import ApiSubmission
 from schemas.registry import DEADLETTER_TOPIC
 
-__all__ = ["ERROR_HEADER_PREFIX", "inject_file"]
+__all__ = ["inject_file"]
 
 log = logging.getLogger(__name__)
 
-#: Prefix of the dead-letter headers (modelled on Kafka Connect's ``__connect.errors.``).
-ERROR_HEADER_PREFIX = "__intake.errors."
 _STAGE = "inject"
-_MAX_HEADER_MESSAGE = 2000
 _LINE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:alo153-intake:inject-line")
-
-
-def _class_name(exc: BaseException) -> str:
-    """Qualified class name, spelled as ``streams.deadletter`` spells it."""
-    return f"{type(exc).__module__}.{type(exc).__qualname__}"
 
 
 def _message(exc: BaseException) -> str:
@@ -78,14 +71,13 @@ def _line_key(line: bytes) -> str | None:
 def _dead_letter_headers(
     exc: BaseException, reason: str, source_file: str, line_number: int
 ) -> list[tuple[str, bytes]]:
-    values = {
-        "stage": _STAGE,
-        "exception.class": _class_name(exc),
-        "exception.message": reason[:_MAX_HEADER_MESSAGE],
-        "source.file": source_file,
-        "source.line": str(line_number),
-    }
-    return [(ERROR_HEADER_PREFIX + name, value.encode("utf-8")) for name, value in values.items()]
+    return error_headers(
+        stage=_STAGE,
+        exc=exc,
+        message=reason,
+        at=utc_now(),
+        source={"source.file": source_file, "source.line": line_number},
+    )
 
 
 async def inject_file(

@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.helpers import create_ssl_context
 
 from connectors.errors import ConnectorError, PublishFailed, PublishTimeout
+from connectors.state import OutRecord
 from infra.settings import KafkaSettings
 from schemas.raw import RawEvent
 from schemas.registry import raw_topic
@@ -49,6 +50,10 @@ class Publisher(Protocol):
 
     async def stop(self) -> None:
         """Flush what is pending and disconnect."""
+        ...
+
+    async def publish_many(self, records: Sequence[OutRecord]) -> None:
+        """Send records and return only after the broker acknowledged every one of them."""
         ...
 
     async def publish(
@@ -136,6 +141,32 @@ class KafkaPublisher:
                 f"no acknowledgement for a record on {topic} within {self._timeout_s:g} s"
             ) from exc
 
+    async def publish_many(self, records: Sequence[OutRecord]) -> None:
+        """Send all records at once (batched by the producer), then wait for every ack."""
+        producer = self._producer
+        if producer is None:
+            raise PublishFailed("publisher is not started")
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                futures = [
+                    await producer.send(
+                        r.topic,
+                        value=r.value,
+                        key=r.key.encode("utf-8") if r.key is not None else None,
+                        headers=list(r.headers),
+                    )
+                    for r in records
+                ]
+                await asyncio.gather(*futures)
+        except KafkaTimeoutError as exc:
+            raise PublishTimeout(f"Kafka did not acknowledge {len(records)} records") from exc
+        except KafkaError as exc:
+            raise PublishFailed(f"Kafka refused a record: {type(exc).__name__}") from exc
+        except TimeoutError as exc:
+            raise PublishTimeout(
+                f"no acknowledgement for {len(records)} records within {self._timeout_s:g} s"
+            ) from exc
+
 
 class PublishedRecord(NamedTuple):
     """One record the in-memory publisher accepted."""
@@ -184,6 +215,15 @@ class MemoryPublisher:
         if self._failures:
             raise self._failures.pop(0)("simulated broker failure")
         self.records.append(PublishedRecord(topic, key, bytes(value), tuple(headers)))
+
+    async def publish_many(self, records: Sequence[OutRecord]) -> None:
+        """Record the messages (all or none), or raise the next queued failure."""
+        if not self._started:
+            raise PublishFailed("publisher is not started")
+        if self._failures:
+            raise self._failures.pop(0)("simulated broker failure")
+        for r in records:
+            self.records.append(PublishedRecord(r.topic, r.key or "", bytes(r.value), r.headers))
 
     def on(self, topic: str) -> list[PublishedRecord]:
         """The records published to one topic, in order."""

@@ -158,6 +158,26 @@ def _inject(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+CONNECTORS = ("imap", "twitter", "calls")
+
+
+def _connector(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one polling connector (``connectors.<name>.run``) until SIGTERM or Ctrl-C."""
+    import importlib
+    import signal
+
+    module = importlib.import_module(f"connectors.{args.name}")
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return int(await module.run(settings, stop))
+
+    return asyncio.run(run())
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="intake", description="Alo 153 multichannel intake")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +198,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="run the stream worker").set_defaults(run=_worker)
     sub.add_parser("web", help="run the web server (intake API)").set_defaults(run=_web)
     sub.add_parser("up", help="broker, topics, worker and web together").set_defaults(run=_up)
+    connector = sub.add_parser("connector", help="run one channel connector")
+    connector.add_argument("name", choices=CONNECTORS)
+    connector.set_defaults(run=_connector)
     inject = sub.add_parser("inject", help="publish sample submissions from a JSON-lines file")
     inject.add_argument("file")
     inject.set_defaults(run=_inject)

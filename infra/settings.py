@@ -15,9 +15,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "BlobSettings",
     "BrokerSettings",
+    "CallsSettings",
+    "ConnectorSettings",
     "DatabaseSettings",
+    "ImapSettings",
     "KafkaSettings",
     "Settings",
+    "TwilioSettings",
+    "TwitterSettings",
     "WebSettings",
     "WorkerSettings",
     "load_settings",
@@ -113,6 +118,107 @@ class WorkerSettings(BaseModel):
     log_level: Literal["debug", "info", "warn", "error"] = "info"
 
 
+class ImapSettings(BaseModel):
+    """The e-mail box (IMAP). Configured when ``host`` and ``username`` are set."""
+
+    host: str | None = None
+    port: int = Field(default=993, ge=1, le=65535)
+    ssl: bool = True
+    starttls: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    mailbox: str = "INBOX"
+    #: Processed mail is moved here (created when missing); None keeps it in place, flagged.
+    processed_folder: str | None = None
+    processed_flag: str = "$Alo153Islendi"
+    poll_interval_s: float = Field(default=60.0, gt=0)
+    #: Re-issue IDLE before servers drop it (RFC 2177: at most 29 minutes).
+    idle_timeout_s: float = Field(default=300.0, gt=0)
+    batch_size: int = Field(default=50, ge=1)
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    @property
+    def configured(self) -> bool:
+        """Whether this connector should run."""
+        return bool(self.host and self.username)
+
+
+class TwilioSettings(BaseModel):
+    """The WhatsApp hotline through Twilio. Configured when ``auth_token`` is set."""
+
+    account_sid: str | None = None
+    auth_token: SecretStr | None = None
+    #: The webhook's public URL as Twilio calls it (signatures are made over this URL).
+    public_url: str | None = None
+    api_base_url: str = "https://api.twilio.com"
+    media_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    media_types: tuple[str, ...] = (
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/heic",
+        "application/pdf",
+        "video/mp4",
+        "audio/ogg",
+    )
+    media_timeout_s: float = Field(default=20.0, gt=0)
+    media_attempts: int = Field(default=3, ge=1)
+
+    @property
+    def configured(self) -> bool:
+        """Whether the webhook should accept requests."""
+        return self.auth_token is not None
+
+
+class TwitterSettings(BaseModel):
+    """Mentions of the municipality's X account. Configured when both token and user id are set."""
+
+    bearer_token: SecretStr | None = None
+    user_id: str | None = None
+    #: Override of the API host (tests point tweepy at a local server).
+    api_base_url: str | None = None
+    poll_interval_s: float = Field(default=60.0, gt=0)
+    page_size: int = Field(default=100, ge=5, le=100)
+
+    @property
+    def configured(self) -> bool:
+        """Whether this connector should run."""
+        return bool(self.bearer_token and self.user_id)
+
+
+class CallsSettings(BaseModel):
+    """Alo 153 call-centre records. Configured when ``drop_dir`` is set."""
+
+    drop_dir: Path | None = None
+    #: Where finished files are moved; default ``<drop_dir>/islenen``.
+    processed_dir: Path | None = None
+    #: Asterisk ``Master.csv`` (cdr_csv) joined by call id for times and disposition.
+    cdr_file: Path | None = None
+    poll_interval_s: float = Field(default=5.0, gt=0)
+
+    @property
+    def configured(self) -> bool:
+        """Whether this connector should run."""
+        return self.drop_dir is not None
+
+
+class ConnectorSettings(BaseModel):
+    """What every channel connector shares, and each channel's own section."""
+
+    #: Cursors, outboxes and health per connector; default ``<data_dir>/connectors``.
+    state_dir: Path | None = None
+    backoff_initial_s: float = Field(default=1.0, gt=0)
+    backoff_max_s: float = Field(default=300.0, gt=0)
+    #: How often the outbox is retried while Kafka is unreachable.
+    relay_interval_s: float = Field(default=2.0, gt=0)
+    #: A channel silent for longer than this raises an alarm on ``intake.alarms``.
+    silence_alarm_after_s: float = Field(default=6 * 3600.0, gt=0)
+    imap: ImapSettings = ImapSettings()
+    whatsapp: TwilioSettings = TwilioSettings()
+    twitter: TwitterSettings = TwitterSettings()
+    calls: CallsSettings = CallsSettings()
+
+
 class Settings(BaseSettings):
     """Everything the product can be told, in one tree."""
 
@@ -132,6 +238,7 @@ class Settings(BaseSettings):
     blobs: BlobSettings = BlobSettings()
     web: WebSettings = WebSettings()
     worker: WorkerSettings = WorkerSettings()
+    connectors: ConnectorSettings = ConnectorSettings()
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -159,6 +266,11 @@ class Settings(BaseSettings):
         if self.db.url is not None:
             return self.db.url.get_secret_value()
         return f"sqlite:///{(self.data_dir / 'cases.sqlite3').resolve()}"
+
+    @property
+    def connector_state_dir(self) -> Path:
+        """Where connectors keep their cursors, outboxes and health."""
+        return (self.connectors.state_dir or self.data_dir / "connectors").resolve()
 
     @property
     def faust_data_dir(self) -> Path:

@@ -8,7 +8,22 @@ from pydantic import Field
 
 from schemas.common import AttachmentRef, Channel, CitizenContact, Contract, GeoPoint, UtcDateTime
 
-__all__ = ["CitizenMessage"]
+__all__ = ["ApplicationCheck", "CitizenMessage"]
+
+
+class ApplicationCheck(Contract):
+    """Whether a right-to-information application (Law 4982) can be processed, and why not.
+
+    A natural person gives name, surname, address and a T.C. kimlik no with valid check
+    digits, or signs electronically; a legal person gives its title, address and signatory.
+    """
+
+    applicant: Literal["gercek-kisi", "tuzel-kisi"]
+    valid: bool
+    missing: tuple[str, ...] = Field(
+        default=(), description="e.g. ad, soyad, adres, tc-kimlik-no, unvan, imza-yetkilisi"
+    )
+    e_signature: bool = False
 
 
 class CitizenMessage(Contract):
@@ -33,3 +48,10 @@ class CitizenMessage(Contract):
     attachments: tuple[AttachmentRef, ...] = ()
     public: bool = Field(default=False, description="a public post (e.g. a mention on X)")
     external_ref: str | None = None
+    reply_to_case: str | None = Field(
+        default=None, description="case id this message answers (a citizen's follow-up)"
+    )
+    bilgi_edinme: ApplicationCheck | None = None
+    resolved_on_line: bool = Field(
+        default=False, description="a call the operator resolved during the call itself"
+    )

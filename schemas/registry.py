@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from schemas.case import CaseEvent
 from schemas.common import Channel
 from schemas.message import CitizenMessage
+from schemas.ops import ChannelAlarm
 from schemas.raw import ApiSubmission, RawEvent
 from schemas.taxonomy import taxonomy
 from schemas.work import (
@@ -22,6 +23,7 @@ from schemas.work import (
 )
 
 __all__ = [
+    "ALARMS_TOPIC",
     "DEADLETTER_TOPIC",
     "TOPIC_MODELS",
     "all_topic_names",
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 DEADLETTER_TOPIC = "intake.deadletter"
+ALARMS_TOPIC = "intake.alarms"
 
 
 def raw_topic(channel: Channel | str) -> str:
@@ -57,6 +60,7 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     "intake.review": ReviewItem,
     "intake.emergency": EmergencyItem,
     "intake.replies": ReplyRequest,
+    ALARMS_TOPIC: ChannelAlarm,
 }
 
 #: Models exported as JSON Schema, by file stem.
@@ -71,6 +75,7 @@ _EXPORTED: dict[str, type[BaseModel]] = {
     "review-item": ReviewItem,
     "emergency-item": EmergencyItem,
     "reply-request": ReplyRequest,
+    "channel-alarm": ChannelAlarm,
 }
 
 
@@ -79,7 +84,7 @@ def all_topic_names() -> list[str]:
     tax = taxonomy()
     names = [raw_topic(channel) for channel in Channel]
     names += ["intake.messages", "intake.cases", "units.responses", "intake.review"]
-    names += ["intake.emergency", "intake.replies", DEADLETTER_TOPIC]
+    names += ["intake.emergency", "intake.replies", ALARMS_TOPIC, DEADLETTER_TOPIC]
     names += [unit_topic(code) for code in tax.units]
     names += [f"districts.{code}" for code in tax.districts]
     names += [f"external.{code}" for code in tax.bodies]

@@ -15,13 +15,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from schemas.common import utc_now
+from schemas.deadletter import HEADER_PREFIX, error_headers
 from streams.errors import is_retriable
 from streams.pii import mask_personal_data
 
 __all__ = ["HEADER_PREFIX", "EventGuard", "SourceRecord", "deadletter_headers"]
 
-HEADER_PREFIX = "__intake.errors."
-_MAX_MESSAGE = 2000
 log = logging.getLogger(__name__)
 
 
@@ -40,19 +39,15 @@ def deadletter_headers(
     record: SourceRecord, stage: str, exc: BaseException, attempts: int, at: datetime
 ) -> list[tuple[str, bytes]]:
     """The headers that say where a dead-lettered record came from and why it failed."""
-    message = mask_personal_data(str(exc))[:_MAX_MESSAGE]
-    fields = {
-        "topic": record.topic,
-        "partition": str(record.partition),
-        "offset": str(record.offset),
-        "stage": stage,
-        "exception.class": f"{type(exc).__module__}.{type(exc).__qualname__}",
-        "exception.message": message,
-        "retriable": str(is_retriable(exc)).lower(),
-        "attempts": str(attempts),
-        "timestamp": at.isoformat(),
-    }
-    return [(HEADER_PREFIX + name, value.encode("utf-8")) for name, value in fields.items()]
+    return error_headers(
+        stage=stage,
+        exc=exc,
+        message=mask_personal_data(str(exc)),
+        at=at,
+        retriable=is_retriable(exc),
+        attempts=attempts,
+        source={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+    )
 
 
 def _original_headers(record: SourceRecord) -> list[tuple[str, bytes]]:

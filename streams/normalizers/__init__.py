@@ -1,0 +1,1 @@
+"""One module per channel, ``streams.normalizers.<channel>``, each with ``normalize(raw)``."""
