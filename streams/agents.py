@@ -1,8 +1,9 @@
 """The agents: each decodes an event, calls plain functions, sends the results. Nothing else.
 
 intake.raw.*     ─normalize─►  intake.messages
-intake.messages  ─open_case─►  intake.cases (created)
-intake.cases     ─route────►  units.<unit> + intake.cases (routed)
+intake.messages  ─open_case─►  intake.cases (created; attached for a citizen's follow-up)
+intake.cases     ─route────►  units.<unit> (+ intake.review for public posts)
+                                + intake.cases (routed; answered for calls resolved on the line)
 intake.cases     ─record───►  case store (batched, idempotent)
 """
 
@@ -70,10 +71,15 @@ def register_agents(
         case_event = CaseEvent.from_bytes(event.value)
         if case_event.kind is not CaseEventKind.CREATED:
             return
-        item, routed = route_case(case_event, utc_now())
-        key = item.case_id.encode()
-        await topics.units[item.unit].send(key=key, value=item.to_bytes(), headers=_JSON)
-        await topics.cases.send(key=key, value=routed.to_bytes(), headers=_JSON)
+        routing = route_case(case_event, utc_now())
+        key = case_event.case_id.encode()
+        if routing.work_item is not None:
+            item = routing.work_item
+            await topics.units[item.unit].send(key=key, value=item.to_bytes(), headers=_JSON)
+        if routing.review is not None:
+            await topics.review.send(key=key, value=routing.review.to_bytes(), headers=_JSON)
+        for step in routing.events:
+            await topics.cases.send(key=key, value=step.to_bytes(), headers=_JSON)
 
     app.agent(topics.raw, name="normalize")(each_event("normalize", _normalize))
     app.agent(topics.messages, name="open_case")(each_event("open_case", _open_case))

@@ -6,17 +6,24 @@ stems per unit in the Turkish-casefolded, ASCII-folded text and falls back to ``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from schemas.case import CaseEvent, CaseEventKind, Classification, Route, TargetKind
 from schemas.ids import case_event_id
 from schemas.message import CitizenMessage
 from schemas.registry import unit_topic
-from schemas.work import UnitWorkItem
+from schemas.work import ReviewItem, UnitWorkItem
 from streams.pii import mask_personal_data
 from streams.text import fold_ascii
 
-__all__ = ["PLACEHOLDER_METHOD", "classify_placeholder", "open_case", "route_case"]
+__all__ = [
+    "PLACEHOLDER_METHOD",
+    "Routing",
+    "classify_placeholder",
+    "open_case",
+    "route_case",
+]
 
 PLACEHOLDER_METHOD = "keyword-rule-v0"
 
@@ -49,7 +56,21 @@ def classify_placeholder(msg: CitizenMessage) -> Classification:
 
 
 def open_case(msg: CitizenMessage, classification: Classification) -> CaseEvent:
-    """The ``created`` event of the case a new message opens (stable: a replay is identical)."""
+    """The event a new message produces (stable: a replay is identical).
+
+    A citizen's follow-up to an existing case (``reply_to_case``) is ``attached`` to that
+    case; any other message opens a case of its own, whose id is its tracking number.
+    """
+    if msg.reply_to_case:
+        return CaseEvent(
+            event_id=case_event_id(msg.reply_to_case, CaseEventKind.ATTACHED, msg.message_id),
+            case_id=msg.reply_to_case,
+            tracking_number=msg.reply_to_case,
+            kind=CaseEventKind.ATTACHED,
+            at=msg.received_at,
+            message=msg,
+            note="vatandaşın ek mesajı",
+        )
     case_id = msg.tracking_number
     return CaseEvent(
         event_id=case_event_id(case_id, CaseEventKind.CREATED, msg.message_id),
@@ -62,11 +83,48 @@ def open_case(msg: CitizenMessage, classification: Classification) -> CaseEvent:
     )
 
 
-def route_case(created: CaseEvent, now: datetime) -> tuple[UnitWorkItem, CaseEvent]:
-    """The work item for the case's unit and the ``routed`` event that records it."""
+@dataclass(frozen=True)
+class Routing:
+    """What routing a new case produces: a work item, a review item, and the case events."""
+
+    work_item: UnitWorkItem | None
+    review: ReviewItem | None
+    events: tuple[CaseEvent, ...]
+
+
+def route_case(created: CaseEvent, now: datetime) -> Routing:
+    """Send a new case where it must go.
+
+    A call the operator resolved on the line is answered at once (no unit is bothered); any
+    other case goes to its unit; a public post also goes to the social-media team's review.
+    """
     if created.message is None or created.classification is None:
         raise ValueError("a case can be routed only from its 'created' event with a classification")
     msg, cls = created.message, created.classification
+    review = (
+        ReviewItem(
+            case_id=created.case_id,
+            tracking_number=created.tracking_number,
+            reason="public-post",
+            channel=msg.channel,
+            text_masked=mask_personal_data(msg.text),
+            classification=cls,
+            received_at=msg.received_at,
+        )
+        if msg.public
+        else None
+    )
+    if msg.resolved_on_line:
+        answered = CaseEvent(
+            event_id=case_event_id(created.case_id, CaseEventKind.ANSWERED, "on-the-line"),
+            case_id=created.case_id,
+            tracking_number=created.tracking_number,
+            kind=CaseEventKind.ANSWERED,
+            at=msg.received_at,
+            classification=cls,
+            note="çağrı sırasında hatta çözüldü",
+        )
+        return Routing(work_item=None, review=review, events=(answered,))
     route = Route(kind=TargetKind.UNIT, target=cls.unit, topic=unit_topic(cls.unit))
     item = UnitWorkItem(
         case_id=created.case_id,
@@ -91,4 +149,4 @@ def route_case(created: CaseEvent, now: datetime) -> tuple[UnitWorkItem, CaseEve
         classification=cls,
         route=route,
     )
-    return item, routed
+    return Routing(work_item=item, review=review, events=(routed,))
