@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from infra.logs import configure_logging
@@ -178,6 +179,33 @@ def _connector(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _connectors_status(settings: Settings, _args: argparse.Namespace) -> int:
+    """Cursor, last success, last message and outbox backlog of every connector that ran."""
+    from connectors.state import ConnectorState
+
+    report: dict[str, dict[str, object]] = {}
+    for name in (*CONNECTORS, "whatsapp"):
+        path = settings.connector_state_dir / f"{name}.sqlite3"
+        if not path.is_file():
+            report[name] = {"state": "never ran"}
+            continue
+        state = ConnectorState(path)
+        health = state.health(name)
+        report[name] = {
+            "cursor": state.cursor(name),
+            "last_success_at": _iso(health.last_success_at),
+            "last_message_at": _iso(health.last_message_at),
+            "outbox_backlog": state.pending_count(),
+        }
+        state.close()
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="intake", description="Alo 153 multichannel intake")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,6 +229,9 @@ def _parser() -> argparse.ArgumentParser:
     connector = sub.add_parser("connector", help="run one channel connector")
     connector.add_argument("name", choices=CONNECTORS)
     connector.set_defaults(run=_connector)
+    status = sub.add_parser("connectors", help="health of the channel connectors")
+    status.add_argument("action", choices=["status"])
+    status.set_defaults(run=_connectors_status)
     inject = sub.add_parser("inject", help="publish sample submissions from a JSON-lines file")
     inject.add_argument("file")
     inject.set_defaults(run=_inject)

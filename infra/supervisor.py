@@ -29,6 +29,9 @@ class _Child:
     name: str
     argv: list[str]
     proc: subprocess.Popen[bytes] | None = None
+    #: An exit with this code means "do not restart me" (a connector whose credentials failed).
+    final_exit_code: int | None = None
+    given_up: bool = False
     restarts: int = 0
     started_at: float = field(default=0.0)
 
@@ -58,6 +61,16 @@ class Supervisor:
         self.started_broker = False
         cli = [sys.executable, "-m", "infra.cli"]
         self.children = [_Child("worker", [*cli, "worker"]), _Child("web", [*cli, "web"])]
+        connectors = settings.connectors
+        for name, section in (
+            ("imap", connectors.imap),
+            ("twitter", connectors.twitter),
+            ("calls", connectors.calls),
+        ):
+            if section.configured:
+                self.children.append(
+                    _Child(f"connector {name}", [*cli, "connector", name], final_exit_code=1)
+                )
         self._stopping = False
 
     def run(self) -> int:
@@ -121,13 +134,19 @@ class Supervisor:
         print(f"Health      : {base}/healthz")
         print(f"Case store  : {_redact(s.database_url)}")
         print(f"Blob store  : {s.blob_dir}")
+        names = [c.name for c in self.children if c.name.startswith("connector ")]
+        print(f"Connectors  : {', '.join(names) or 'none configured'} (+ intake API)")
         print("Ready. Ctrl-C stops everything.", flush=True)
 
     def _watch(self) -> None:
         for child in self.children:
-            if self._stopping or child.proc is None or child.proc.poll() is None:
+            if self._stopping or child.given_up or child.proc is None or child.proc.poll() is None:
                 continue
             code = child.proc.returncode
+            if child.final_exit_code is not None and code == child.final_exit_code:
+                child.given_up = True
+                log.error("%s stopped (exit %s): fix its settings, then restart", child.name, code)
+                continue
             backoff = min(30.0, 2.0 ** min(child.restarts, 5))
             log.error("%s exited with code %s; restarting in %.0fs", child.name, code, backoff)
             time.sleep(backoff)
