@@ -206,6 +206,25 @@ def _connectors_status(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+DEADLINE_BASES = ("bilgi-edinme", "bilgi-edinme-uzatma", "dilekce", "cimer", "sikayet")
+
+
+def _deadline(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the legal due dates of one application as one JSON object."""
+    from streams.deadlines import WorkingCalendar, compute_deadline
+
+    try:
+        received = datetime.fromisoformat(args.received)
+        deadline = compute_deadline(
+            args.basis, received, WorkingCalendar(settings.deadlines), unit=args.unit
+        )
+    except ValueError as exc:  # naive or malformed time (NaiveReceivedTime is a ValueError)
+        print(f"intake deadline: {exc}", file=sys.stderr)
+        return 2
+    print(deadline.to_json())
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="intake", description="Alo 153 multichannel intake")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,6 +248,13 @@ def _parser() -> argparse.ArgumentParser:
     connector = sub.add_parser("connector", help="run one channel connector")
     connector.add_argument("name", choices=CONNECTORS)
     connector.set_defaults(run=_connector)
+    deadline = sub.add_parser("deadline", help="legal due dates of an application (JSON)")
+    deadline.add_argument("--basis", required=True, choices=DEADLINE_BASES)
+    deadline.add_argument(
+        "--received", required=True, help="ISO datetime with offset, e.g. 2026-05-22T14:00:00+03:00"
+    )
+    deadline.add_argument("--unit", help="unit code (service target for --basis sikayet)")
+    deadline.set_defaults(run=_deadline)
     status = sub.add_parser("connectors", help="health of the channel connectors")
     status.add_argument("action", choices=["status"])
     status.set_defaults(run=_connectors_status)

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.deadlines import DeadlineSettings
+
 __all__ = [
     "BlobSettings",
     "BrokerSettings",
@@ -239,6 +241,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     worker: WorkerSettings = WorkerSettings()
     connectors: ConnectorSettings = ConnectorSettings()
+    deadlines: DeadlineSettings = DeadlineSettings()
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -1,3 +1,4 @@
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -6,7 +7,7 @@ from pydantic import ValidationError
 from schemas.ids import is_tracking_number
 from schemas.raw import RawEvent
 from streams.errors import UnsupportedChannel
-from streams.normalize import normalize
+from streams.normalize import normalize, normalizer_for
 
 
 def _raw(payload: dict, channel: str = "api") -> RawEvent:
@@ -42,6 +43,11 @@ def test_invalid_submission_is_a_validation_error() -> None:
         normalize(_raw({"source": "unknown", "text": ""}))
 
 
-def test_channel_without_normalizer() -> None:
-    with pytest.raises(UnsupportedChannel):
-        normalize(_raw({"Body": "merhaba"}, channel="whatsapp"))
+def test_channel_without_normalizer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "streams.normalizers.whatsapp", None)  # as if not there
+    normalizer_for.cache_clear()
+    try:
+        with pytest.raises(UnsupportedChannel):
+            normalize(_raw({"Body": "merhaba"}, channel="whatsapp"))
+    finally:
+        normalizer_for.cache_clear()
