@@ -37,6 +37,7 @@ from schemas.registry import ALARMS_TOPIC, DEADLETTER_TOPIC, raw_topic
 from streams.pii import mask_personal_data
 
 __all__ = [
+    "EXIT_CONFIG",
     "Batch",
     "Connector",
     "Delivery",
@@ -49,6 +50,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+#: Exit code of a connector whose settings are wrong: credentials refused or missing
+#: (sysexits' EX_CONFIG). Restarting cannot help until a person fixes them, unlike a crash
+#: (exit 1), which a restart may cure.
+EXIT_CONFIG = 78
 _JSON = (("content-type", b"application/json"),)
 
 
@@ -184,18 +189,22 @@ class Delivery:
         """Learn the provider ids on the tail of ``topic`` (the last ``window`` records of each
         partition): they were acknowledged even if a crash came before the local save."""
         consumer = AIOKafkaConsumer(
+            topic,
             **kafka.client_options(),  # type: ignore[arg-type]
             enable_auto_commit=False,
             isolation_level="read_committed",
         )
         keys: list[str] = []
         try:
+            # Subscribed, so that start() fetches the topic's metadata (a consumer's bootstrap
+            # metadata lists no topics on Kafka 4); then assigned by hand, so that a metadata
+            # change cannot reassign the partitions while they are read.
             await consumer.start()
-            partitions = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in partitions]
+            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            consumer.unsubscribe()
+            consumer.assign(tps)
             if not tps:
                 return 0
-            consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
             begins = await consumer.beginning_offsets(tps)
             todo = {tp for tp in tps if ends[tp] > begins[tp]}
@@ -285,7 +294,7 @@ class Runner:
     _started_at: datetime = field(init=False)
 
     async def run(self, stop: asyncio.Event) -> int:
-        """Run until ``stop`` is set (0) or the credentials are refused (1)."""
+        """Run until ``stop`` is set (0) or the credentials are refused (78)."""
         self._started_at = self.clock()
         if self.kafka is not None:
             topic = raw_topic(self.connector.channel)
@@ -331,7 +340,7 @@ class Runner:
             except AuthenticationFailed as exc:
                 log.error("%s: authentication failed, connector stopped: %s", name, exc)
                 await self._raise(AlarmKind.AUTH_FAILED, f"{name}: kimlik doğrulama reddedildi")
-                return 1
+                return EXIT_CONFIG
             except (ConnectorError, OSError, TimeoutError) as exc:
                 if isinstance(exc, ConnectorError) and not exc.retriable:
                     raise

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -16,7 +17,10 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.api import build_intake_router, error_response
+from connectors.calls import build_calls_router
 from connectors.publisher import KafkaPublisher, Publisher
+from connectors.runtime import Delivery
+from connectors.state import ConnectorState
 from infra.settings import Settings
 from sinks.blobstore import BlobStore
 
@@ -104,15 +108,25 @@ class BodySizeLimit:
             await self._too_large(scope)(scope, receive, send)
 
 
-def create_web_app(settings: Settings, publisher: Publisher, blobs: BlobStore) -> FastAPI:
-    """The FastAPI application; its lifespan starts and stops ``publisher``."""
+def create_web_app(
+    settings: Settings, publisher: Publisher, blobs: BlobStore, calls: Delivery | None = None
+) -> FastAPI:
+    """The FastAPI application; its lifespan starts and stops ``publisher`` and the relays
+    that publish what the push channels kept in their outboxes while Kafka was away."""
+    calls = calls or Delivery(
+        "calls-web", publisher, ConnectorState(settings.connector_state_dir / "calls-web.sqlite3")
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await publisher.start()
+        stop = asyncio.Event()
+        relays = [asyncio.create_task(calls.relay(settings.connectors.relay_interval_s, stop))]
         try:
             yield
         finally:
+            stop.set()
+            await asyncio.gather(*relays, return_exceptions=True)
             await publisher.stop()
 
     app = FastAPI(
@@ -121,6 +135,7 @@ def create_web_app(settings: Settings, publisher: Publisher, blobs: BlobStore) -
         lifespan=lifespan,
     )
     app.include_router(build_intake_router(settings, publisher, blobs))
+    app.include_router(build_calls_router(settings, calls))
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.web.max_body_bytes)
 
     @app.get("/healthz", tags=["probes"])

@@ -33,3 +33,6 @@ def configure_logging(level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel({"warn": "WARNING"}.get(level, level.upper()))
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # tweepy and urllib3 log request headers (bearer tokens) and bodies at DEBUG.
+    for noisy in ("tweepy", "urllib3", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.INFO if noisy == "tweepy" else logging.WARNING)

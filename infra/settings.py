@@ -197,6 +197,8 @@ class CallsSettings(BaseModel):
     #: Asterisk ``Master.csv`` (cdr_csv) joined by call id for times and disposition.
     cdr_file: Path | None = None
     poll_interval_s: float = Field(default=5.0, gt=0)
+    #: Records per batch (one Kafka acknowledgement and one cursor save each).
+    batch_size: int = Field(default=100, ge=1)
 
     @property
     def configured(self) -> bool:

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 
+from connectors.runtime import EXIT_CONFIG
 from infra.broker import BundledKafka, broker_answers
 from infra.settings import Settings
 from infra.topics import create_topics
@@ -69,7 +70,11 @@ class Supervisor:
         ):
             if section.configured:
                 self.children.append(
-                    _Child(f"connector {name}", [*cli, "connector", name], final_exit_code=1)
+                    _Child(
+                        f"connector {name}",
+                        [*cli, "connector", name],
+                        final_exit_code=EXIT_CONFIG,
+                    )
                 )
         self._stopping = False
 

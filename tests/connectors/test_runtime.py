@@ -10,7 +10,15 @@ import pytest
 
 from connectors.errors import AuthenticationFailed, SourceUnavailable
 from connectors.publisher import MemoryPublisher
-from connectors.runtime import Batch, Delivery, Runner, dead_record, raw_record, silence_alarm
+from connectors.runtime import (
+    EXIT_CONFIG,
+    Batch,
+    Delivery,
+    Runner,
+    dead_record,
+    raw_record,
+    silence_alarm,
+)
 from connectors.state import ConnectorState, OutRecord
 from infra.settings import ConnectorSettings
 from schemas.common import Channel
@@ -150,10 +158,11 @@ async def test_runner_fetch_deliver_cursor_confirm_and_retry(state, publisher) -
     assert state.health("fake").last_message_at is not None
 
 
-async def test_runner_stops_with_1_on_authentication_failure(state, publisher) -> None:
+async def test_runner_stops_with_78_on_authentication_failure(state, publisher) -> None:
     stop = asyncio.Event()
     connector = FakeConnector([AuthenticationFailed("LOGIN refused")], stop)
-    assert await Runner(connector, Delivery("fake", publisher, state), _settings()).run(stop) == 1
+    runner = Runner(connector, Delivery("fake", publisher, state), _settings())
+    assert await runner.run(stop) == EXIT_CONFIG == 78
     (alarm,) = publisher.on("intake.alarms")
     assert ChannelAlarm.from_bytes(alarm.value).kind == "auth-failed"
 
