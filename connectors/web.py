@@ -21,6 +21,7 @@ from connectors.calls import build_calls_router
 from connectors.publisher import KafkaPublisher, Publisher
 from connectors.runtime import Delivery
 from connectors.state import ConnectorState
+from connectors.whatsapp import build_whatsapp_intake, build_whatsapp_router
 from infra.settings import Settings
 from sinks.blobstore import BlobStore
 
@@ -116,10 +117,12 @@ def create_web_app(
     calls = calls or Delivery(
         "calls-web", publisher, ConnectorState(settings.connector_state_dir / "calls-web.sqlite3")
     )
+    whatsapp = build_whatsapp_intake(settings, publisher)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await publisher.start()
+        await whatsapp.start()
         stop = asyncio.Event()
         relays = [asyncio.create_task(calls.relay(settings.connectors.relay_interval_s, stop))]
         try:
@@ -127,6 +130,7 @@ def create_web_app(
         finally:
             stop.set()
             await asyncio.gather(*relays, return_exceptions=True)
+            await whatsapp.stop()
             await publisher.stop()
 
     app = FastAPI(
@@ -136,6 +140,7 @@ def create_web_app(
     )
     app.include_router(build_intake_router(settings, publisher, blobs))
     app.include_router(build_calls_router(settings, calls))
+    app.include_router(build_whatsapp_router(whatsapp))
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.web.max_body_bytes)
 
     @app.get("/healthz", tags=["probes"])
