@@ -9,7 +9,6 @@ first (content-addressed, so a retry stores nothing twice); the event carries re
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import re
 import uuid
@@ -19,13 +18,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Security
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from connectors.errors import ConnectorError
 from connectors.publisher import Publisher, publish_raw_event
+from connectors.responses import BEARER, bearer_guard, error_response
 from infra.settings import Settings
 from schemas.common import AttachmentRef, Channel, utc_now
 from schemas.ids import message_id, tracking_number
@@ -36,7 +36,6 @@ from sinks.errors import BlobTooLarge
 __all__ = [
     "INTAKE_PATH",
     "build_intake_router",
-    "error_response",
     "field_errors",
     "provider_id_from_key",
     "submission_event",
@@ -54,22 +53,6 @@ _IDEMPOTENCY_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:alo153-intake:idemp
 _SNIFF_BYTES = 32
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 #: Module level so that FastAPI can resolve the annotation of the endpoint's parameter.
-_BEARER = HTTPBearer(auto_error=False, description="INTAKE_WEB__API_TOKEN")
-
-
-def error_response(
-    status_code: int,
-    error: str,
-    detail: str,
-    *,
-    errors: Sequence[dict[str, Any]] = (),
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    """The one error shape of the web API: ``{"error": code, "detail": text[, "errors": …]}``."""
-    body: dict[str, Any] = {"error": error, "detail": detail}
-    if errors:
-        body["errors"] = list(errors)
-    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 def field_errors(exc: ValidationError, prefix: Sequence[str | int] = ()) -> list[dict[str, Any]]:
@@ -275,14 +258,9 @@ def build_intake_router(
 ) -> APIRouter:
     """The router with ``POST /api/v1/intake``; see the module docstring for the contract."""
     router = APIRouter(tags=["intake"])
-    expected_token = settings.web.api_token.get_secret_value().encode("utf-8")
+    guard = bearer_guard(settings)
     max_photos = settings.web.max_photos
     max_photo_bytes = min(settings.blobs.max_bytes, blobs.max_bytes)
-
-    def authorized(credentials: HTTPAuthorizationCredentials | None) -> bool:
-        if credentials is None or not expected_token:
-            return False
-        return hmac.compare_digest(credentials.credentials.encode("utf-8"), expected_token)
 
     async def read_body(request: Request) -> tuple[ApiSubmission, list[AttachmentRef]]:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -308,16 +286,10 @@ def build_intake_router(
     )
     async def intake(
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
     ) -> JSONResponse:
-        if not authorized(credentials):
-            log.info("intake refused: missing or wrong bearer token")
-            return error_response(
-                401,
-                "unauthorized",
-                "Missing or wrong API token: send 'Authorization: Bearer <token>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        if (refused := guard(credentials, "intake")) is not None:
+            return refused
         try:
             provider_id = provider_id_from_key(_idempotency_key(request))
             submission, refs = await read_body(request)

@@ -16,9 +16,10 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from connectors.api import build_intake_router, error_response
+from connectors.api import build_intake_router
 from connectors.calls import build_calls_router
 from connectors.publisher import KafkaPublisher, Publisher
+from connectors.responses import error_response
 from connectors.runtime import Delivery
 from connectors.state import ConnectorState
 from connectors.whatsapp import build_whatsapp_intake, build_whatsapp_router

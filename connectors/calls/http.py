@@ -11,7 +11,6 @@ same tracking number. Nothing is accepted when any record is invalid (422).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import sqlite3
@@ -21,12 +20,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Security
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 
-from connectors.api import RETRY_AFTER_S, error_response
+from connectors.api import RETRY_AFTER_S
 from connectors.calls.cdr import CdrIndex
 from connectors.calls.records import call_event, call_tracking_number, parse_call
 from connectors.errors import ConnectorError
+from connectors.responses import BEARER, bearer_guard, error_response
 from connectors.runtime import Delivery, raw_record
 from infra.settings import Settings
 from schemas.common import Channel, utc_now
@@ -40,7 +40,6 @@ CALLS_PATH = "/api/v1/calls"
 #: More records than this in one request is 413: send them in several requests.
 MAX_CALLS_PER_REQUEST = 500
 #: Module level so that FastAPI can resolve the annotation of the endpoint's parameter.
-_BEARER = HTTPBearer(auto_error=False, description="INTAKE_WEB__API_TOKEN")
 
 _REQUEST_BODY_DOC: dict[str, Any] = {
     "requestBody": {
@@ -106,13 +105,8 @@ def build_calls_router(
     defaults to ``settings.connectors.calls.cdr_file``, joined like the drop files.
     """
     router = APIRouter(tags=["calls"])
-    expected_token = settings.web.api_token.get_secret_value().encode("utf-8")
+    guard = bearer_guard(settings)
     cdr_index = cdrs if cdrs is not None else CdrIndex(settings.connectors.calls.cdr_file)
-
-    def authorized(credentials: HTTPAuthorizationCredentials | None) -> bool:
-        if credentials is None or not expected_token:
-            return False
-        return hmac.compare_digest(credentials.credentials.encode("utf-8"), expected_token)
 
     @router.post(
         CALLS_PATH,
@@ -122,16 +116,10 @@ def build_calls_router(
     )
     async def calls(
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
     ) -> JSONResponse:
-        if not authorized(credentials):
-            log.info("calls refused: missing or wrong bearer token")
-            return error_response(
-                401,
-                "unauthorized",
-                "Missing or wrong API token: send 'Authorization: Bearer <token>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        if (refused := guard(credentials, "calls")) is not None:
+            return refused
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             return error_response(415, "unsupported_media_type", "Send application/json")

@@ -25,8 +25,8 @@ from twilio.request_validator import (
 )
 from twilio.twiml.messaging_response import MessagingResponse
 
-from connectors.api import error_response
 from connectors.errors import ConnectorError
+from connectors.responses import error_response
 from connectors.whatsapp.intake import WhatsAppIntake
 
 __all__ = [
