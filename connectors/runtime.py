@@ -26,9 +26,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from connectors.errors import AuthenticationFailed, ConnectorError, PublishFailed, PublishTimeout
-from connectors.publisher import Publisher
+from connectors.publisher import KafkaPublisher, Publisher
 from connectors.state import ConnectorState, OutRecord
-from infra.settings import ConnectorSettings, KafkaSettings
+from infra.settings import ConnectorSettings, KafkaSettings, Settings
 from schemas.common import Channel, utc_now
 from schemas.deadletter import error_headers
 from schemas.ops import AlarmKind, ChannelAlarm
@@ -45,7 +45,9 @@ __all__ = [
     "alarm_record",
     "dead_record",
     "raw_record",
+    "run_connector",
     "silence_alarm",
+    "start_publisher",
 ]
 
 log = logging.getLogger(__name__)
@@ -394,3 +396,36 @@ async def _until(waiting: Any, stop: asyncio.Event) -> None:
                     await pending
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+
+
+async def start_publisher(
+    publisher: Publisher, settings: ConnectorSettings, stop: asyncio.Event, name: str
+) -> bool:
+    """Connect the publisher, retrying with backoff until it works (True) or ``stop`` (False)."""
+    backoff = settings.backoff_initial_s
+    while not stop.is_set():
+        try:
+            await publisher.start()
+            return True
+        except (PublishFailed, PublishTimeout) as exc:
+            log.warning("%s: %s; retrying in %.0f s", name, exc, backoff)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=backoff)
+        backoff = min(backoff * 2, settings.backoff_max_s)
+    return False
+
+
+async def run_connector(connector: Connector, settings: Settings, stop: asyncio.Event) -> int:
+    """Run a polling connector with its Kafka publisher and its state file
+    (``<state dir>/<name>.sqlite3``) until ``stop``; returns the process exit code."""
+    publisher = KafkaPublisher(settings.kafka, timeout_s=settings.web.publish_timeout_s)
+    state = ConnectorState(settings.connector_state_dir / f"{connector.name}.sqlite3")
+    delivery = Delivery(connector.name, publisher, state)
+    runner = Runner(connector, delivery, settings.connectors, kafka=settings.kafka)
+    try:
+        if not await start_publisher(publisher, settings.connectors, stop, connector.name):
+            return 0
+        return await runner.run(stop)
+    finally:
+        await publisher.stop()
+        state.close()

@@ -27,10 +27,9 @@ from typing import Any
 import requests
 import tweepy
 
-from connectors.errors import AuthenticationFailed, PublishFailed, RateLimited, SourceUnavailable
-from connectors.publisher import KafkaPublisher
-from connectors.runtime import EXIT_CONFIG, Batch, Delivery, Runner, dead_record, raw_record
-from connectors.state import ConnectorState, OutRecord
+from connectors.errors import AuthenticationFailed, RateLimited, SourceUnavailable
+from connectors.runtime import EXIT_CONFIG, Batch, dead_record, raw_record, run_connector
+from connectors.state import OutRecord
 from infra.settings import Settings, TwitterSettings
 from schemas.common import Channel, utc_now
 from schemas.raw import RawEvent
@@ -304,37 +303,12 @@ def _rate_limit_delay(reset_at: float | None, now: float) -> float:
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> int:
-    """``intake connector twitter``: 0 when stopped, 1 when not configured or refused."""
+    """``intake connector twitter``: 0 when stopped, ``EXIT_CONFIG`` (78) when it is not
+    configured or the token is refused."""
     section = settings.connectors.twitter
     if not section.configured:
         log.error("twitter: set INTAKE_CONNECTORS__TWITTER__BEARER_TOKEN and __USER_ID")
         return EXIT_CONFIG
     # tweepy logs request headers (the bearer token) and tweets at DEBUG.
     logging.getLogger("tweepy").setLevel(max(logging.INFO, logging.getLogger().level))
-    publisher = KafkaPublisher(settings.kafka, timeout_s=settings.web.publish_timeout_s)
-    state = ConnectorState(settings.connector_state_dir / "twitter.sqlite3")
-    connector = TwitterConnector(section, stop)
-    delivery = Delivery(connector.name, publisher, state)
-    runner = Runner(connector, delivery, settings.connectors, kafka=settings.kafka)
-    try:
-        if not await _start(publisher, settings, stop):
-            return 0
-        return await runner.run(stop)
-    finally:
-        await publisher.stop()
-        state.close()
-
-
-async def _start(publisher: KafkaPublisher, settings: Settings, stop: asyncio.Event) -> bool:
-    """Connect the publisher, retrying with backoff until it works (True) or ``stop`` (False)."""
-    backoff = settings.connectors.backoff_initial_s
-    while not stop.is_set():
-        try:
-            await publisher.start()
-            return True
-        except PublishFailed as exc:
-            log.warning("twitter: %s; retrying in %.0f s", exc, backoff)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=backoff)
-        backoff = min(backoff * 2, settings.connectors.backoff_max_s)
-    return False
+    return await run_connector(TwitterConnector(section, stop), settings, stop)

@@ -17,9 +17,7 @@ from connectors.calls.cdr import CdrIndex, index_cdrs, merge_cdrs, parse_cdr_lin
 from connectors.calls.drop import CallLogConnector, format_cursor, parse_cursor
 from connectors.calls.http import CALLS_PATH, build_calls_router
 from connectors.calls.records import call_event, call_tracking_number, column_key, parse_call
-from connectors.publisher import KafkaPublisher
-from connectors.runtime import EXIT_CONFIG, Delivery, Runner
-from connectors.state import ConnectorState
+from connectors.runtime import EXIT_CONFIG, run_connector
 from infra.settings import Settings
 
 __all__ = [
@@ -48,14 +46,6 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
     if not section.configured:
         log.error("calls: set INTAKE_CONNECTORS__CALLS__DROP_DIR")
         return EXIT_CONFIG
-    publisher = KafkaPublisher(settings.kafka, timeout_s=settings.web.publish_timeout_s)
-    state = ConnectorState(settings.connector_state_dir / "calls.sqlite3")
-    connector = CallLogConnector(section, batch_size=section.batch_size)
-    delivery = Delivery(connector.name, publisher, state)
-    runner = Runner(connector, delivery, settings.connectors, kafka=settings.kafka)
-    try:
-        await publisher.start()
-        return await runner.run(stop)
-    finally:
-        await publisher.stop()
-        state.close()
+    return await run_connector(
+        CallLogConnector(section, batch_size=section.batch_size), settings, stop
+    )

@@ -77,8 +77,15 @@ async def test_http_intake_reaches_unit_topic_and_case_store(
     store = _store(data_dir)
     case = wait_until(lambda: store.get_case(tracking), 30, "the case in the store")
     assert case.unit == "su-kanalizasyon"
-    kinds = [event.kind.value for event in store.history(tracking)]
-    assert kinds[0] == "created" and "routed" in kinds
+    kinds = wait_until(
+        lambda: (
+            [e.kind.value for e in store.history(tracking)] == ["created", "routed"]
+            and ["created", "routed"]
+        ),
+        30,
+        "the case's history: created, routed",
+    )
+    assert kinds == ["created", "routed"]
 
 
 async def test_malformed_event_is_dead_lettered_and_next_event_flows(
