@@ -35,10 +35,22 @@ from aiokafka.errors import KafkaError
 from infra.errors import BrokerError
 from infra.settings import Settings
 
-__all__ = ["BrokerStatus", "BundledKafka", "broker_answers", "kafka_version"]
+__all__ = ["BrokerStatus", "BundledKafka", "broker_answers", "kafka_version", "new_cluster_id"]
 
 POM = Path(__file__).with_name("kafka") / "pom.xml"
 _MAIN_CLASS = "kafka.Kafka"
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's own ``Uuid.randomUuid()``, an id that starts with ``-`` is drawn again: the
+    storage tool's argument parser would take ``--cluster-id -Xy…`` for an option (1 in 64).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def kafka_version(pom: Path = POM) -> str:
@@ -234,7 +246,7 @@ class BundledKafka:
         """Format the KRaft storage once, with a new cluster id."""
         if self.formatted():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         cmd = self._java(
             "kafka.tools.StorageTool",
             "format",

@@ -1,6 +1,10 @@
+import uuid
 from pathlib import Path
 
-from infra.broker import BundledKafka, kafka_version
+import pytest
+
+from infra import broker
+from infra.broker import BundledKafka, kafka_version, new_cluster_id
 from infra.settings import Settings
 from infra.topics import topic_plan
 
@@ -33,3 +37,11 @@ def test_topic_plan_uses_settings_and_long_retention_for_deadletter() -> None:
     assert int(plans["intake.deadletter"].configs["retention.ms"]) > int(
         plans["intake.raw.api"].configs["retention.ms"]
     )
+
+
+def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 0xfb… encodes to "-…" in URL-safe base64; the storage tool would read it as an option.
+    draws = iter([uuid.UUID(bytes=b"\xfb" + b"\x00" * 15), uuid.UUID(int=1)])
+    monkeypatch.setattr(broker.uuid, "uuid4", lambda: next(draws))
+    cluster_id = new_cluster_id()
+    assert not cluster_id.startswith("-") and len(cluster_id) == 22
