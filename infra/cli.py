@@ -225,6 +225,15 @@ def _deadline(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _classify(settings: Settings, args: argparse.Namespace) -> int:
+    """Classify JSON lines from stdin, or evaluate a labelled CSV, or train the model."""
+    from streams.classify.cli import run_classify
+
+    return run_classify(
+        settings.classifier, train=args.train, evaluate=args.evaluate, corpus=args.corpus
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="intake", description="Alo 153 multichannel intake")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -255,6 +264,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     deadline.add_argument("--unit", help="unit code (service target for --basis sikayet)")
     deadline.set_defaults(run=_deadline)
+    classify = sub.add_parser(
+        "classify", help="classify JSON lines {id, text} from stdin into JSON lines on stdout"
+    )
+    mode = classify.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--evaluate", type=Path, metavar="FILE.csv", help="score a labelled CSV (label,text)"
+    )
+    mode.add_argument("--train", action="store_true", help="train on the corpus, save the model")
+    classify.add_argument(
+        "--corpus", type=Path, help="corpus for --train (default data/corpus/messages.csv)"
+    )
+    classify.set_defaults(run=_classify)
     status = sub.add_parser("connectors", help="health of the channel connectors")
     status.add_argument("action", choices=["status"])
     status.set_defaults(run=_connectors_status)

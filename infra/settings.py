@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.classify.classifier import ClassifierSettings
 from streams.deadlines import DeadlineSettings
 
 __all__ = [
@@ -244,6 +245,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     connectors: ConnectorSettings = ConnectorSettings()
     deadlines: DeadlineSettings = DeadlineSettings()
+    classifier: ClassifierSettings = ClassifierSettings()
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
