@@ -1,9 +1,11 @@
 """The agents: each decodes an event, calls plain functions, sends the results. Nothing else.
 
 intake.raw.*     ─normalize─►  intake.messages
-intake.messages  ─open_case─►  intake.cases (created; attached for a citizen's follow-up)
-intake.cases     ─route────►  units.<unit> (+ intake.review for public posts)
-                                + intake.cases (routed; answered for calls resolved on the line)
+intake.messages  ─open_case─►  intake.cases (created; attached for a citizen's follow-up);
+                               classified in batches
+intake.cases     ─route────►  units.<unit> | districts.<ilce> | external.<body> (+ a notice on
+                               intake.replies), intake.emergency, intake.review,
+                               intake.cases (routed; answered for calls resolved on the line)
 intake.cases     ─record───►  case store (batched, idempotent)
 """
 
@@ -19,13 +21,14 @@ import faust
 from faust.types import EventT
 
 from schemas.case import CaseEvent, CaseEventKind
-from schemas.common import utc_now
+from schemas.common import Contract, utc_now
 from schemas.message import CitizenMessage
 from schemas.raw import RawEvent
 from sinks.store import CaseStore
+from streams.classify.classifier import Classifier
 from streams.deadletter import EventGuard
 from streams.normalize import normalize
-from streams.routing import classify_placeholder, open_case, route_case
+from streams.routing import open_case, route_case
 from streams.topics import Topics
 
 __all__ = ["register_agents"]
@@ -39,6 +42,7 @@ def register_agents(
     topics: Topics,
     guard: EventGuard,
     store: CaseStore | None,
+    classifier: Classifier,
     *,
     batch_size: int,
     batch_within_s: float,
@@ -56,58 +60,80 @@ def register_agents(
 
         return agent
 
+    def in_batches(
+        stage: str,
+        model: type[Contract],
+        handler: Callable[[list[Any]], Awaitable[None]],
+        size: int,
+        within_s: float,
+    ) -> Callable[[faust.StreamT[Any]], Awaitable[None]]:
+        """An agent body that decodes events in batches and hands them to ``handler`` at once;
+        an undecodable event is dead-lettered, a failing batch is retried event by event."""
+
+        async def agent(stream: faust.StreamT[Any]) -> None:
+            # take_events is missing from faust's StreamT stub; it is on the Stream class.
+            async for events in cast(Any, stream).take_events(size, within=within_s):
+                decoded: list[tuple[EventT[Any], Any]] = []
+                for event in events:
+                    try:
+                        decoded.append((event, model.from_bytes(event.value)))
+                    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                        await guard.dead_letter(stage, event.message, exc, 1)
+                if not decoded:
+                    continue
+                values = [value for _, value in decoded]
+                await guard.run_batch(
+                    stage,
+                    [event.message for event, _ in decoded],
+                    partial(handler, values),
+                    lambda i, values=values: handler([values[i]]),  # type: ignore[misc]
+                )
+
+        return agent
+
     async def _normalize(event: EventT[Any]) -> None:
         msg = normalize(RawEvent.from_bytes(event.value))
         await topics.messages.send(key=msg.message_id.encode(), value=msg.to_bytes(), headers=_JSON)
 
-    async def _open_case(event: EventT[Any]) -> None:
-        msg = CitizenMessage.from_bytes(event.value)
-        created = open_case(msg, classify_placeholder(msg))
-        await topics.cases.send(
-            key=created.case_id.encode(), value=created.to_bytes(), headers=_JSON
-        )
+    async def _open_cases(msgs: list[CitizenMessage]) -> None:
+        # One model call per batch: ~0.3 ms a message instead of ~1.7 ms one at a time.
+        classifications = await asyncio.to_thread(classifier.classify_messages, msgs)
+        for msg, classification in zip(msgs, classifications, strict=True):
+            created = open_case(msg, classification)
+            await topics.cases.send(
+                key=created.case_id.encode(), value=created.to_bytes(), headers=_JSON
+            )
 
     async def _route(event: EventT[Any]) -> None:
         case_event = CaseEvent.from_bytes(event.value)
         if case_event.kind is not CaseEventKind.CREATED:
             return
-        routing = route_case(case_event, utc_now())
+        routing = route_case(case_event, utc_now(), classifier.settings.review_threshold)
         key = case_event.case_id.encode()
-        if routing.work_item is not None:
-            item = routing.work_item
-            await topics.units[item.unit].send(key=key, value=item.to_bytes(), headers=_JSON)
+        sends: list[tuple[str, bytes, Contract]] = [
+            (topic, key, item) for topic, item in routing.work_items
+        ]
+        if routing.emergency is not None:
+            sends.append(("intake.emergency", key, routing.emergency))
         if routing.review is not None:
-            await topics.review.send(key=key, value=routing.review.to_bytes(), headers=_JSON)
-        for step in routing.events:
-            await topics.cases.send(key=key, value=step.to_bytes(), headers=_JSON)
+            sends.append(("intake.review", key, routing.review))
+        sends += [("intake.replies", n.reply_id.encode(), n) for n in routing.notices]
+        sends += [("intake.cases", key, step) for step in routing.events]
+        for topic, record_key, payload in sends:
+            await topics.named(topic).send(key=record_key, value=payload.to_bytes(), headers=_JSON)
 
-    app.agent(topics.raw, name="normalize")(each_event("normalize", _normalize))
-    app.agent(topics.messages, name="open_case")(each_event("open_case", _open_case))
-    app.agent(topics.cases, name="route")(each_event("route", _route))
-
-    if store is None:
-        return
-
-    @app.agent(topics.cases, name="record")
-    async def record_agent(stream: faust.StreamT[Any]) -> None:
-        # take_events is missing from faust's StreamT stub; it is on the Stream class.
-        batches = cast(Any, stream).take_events(batch_size, within=batch_within_s)
-        async for events in batches:
-            await _record(events)
-
-    async def _record(events: list[EventT[Any]]) -> None:
-        decoded: list[tuple[EventT[Any], CaseEvent]] = []
-        for event in events:
-            try:
-                decoded.append((event, CaseEvent.from_bytes(event.value)))
-            except ValueError as exc:  # pydantic's ValidationError is a ValueError
-                await guard.dead_letter("record", event.message, exc, 1)
-        if not decoded:
-            return
+    async def _record(cases: list[CaseEvent]) -> None:
         assert store is not None
-        await guard.run_batch(
-            "record",
-            [event.message for event, _ in decoded],
-            lambda: asyncio.to_thread(store.apply, [case for _, case in decoded]),
-            lambda i: asyncio.to_thread(store.apply, [decoded[i][1]]),
+        await asyncio.to_thread(store.apply, cases)
+
+    classify_size = classifier.settings.batch_size
+    classify_within = classifier.settings.batch_within_s
+    app.agent(topics.raw, name="normalize")(each_event("normalize", _normalize))
+    app.agent(topics.messages, name="open_case")(
+        in_batches("open_case", CitizenMessage, _open_cases, classify_size, classify_within)
+    )
+    app.agent(topics.cases, name="route")(each_event("route", _route))
+    if store is not None:
+        app.agent(topics.cases, name="record")(
+            in_batches("record", CaseEvent, _record, batch_size, batch_within_s)
         )

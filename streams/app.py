@@ -16,6 +16,7 @@ import faust
 from infra.settings import Settings
 from sinks.store import CaseStore
 from streams.agents import register_agents
+from streams.classify.classifier import Classifier
 from streams.deadletter import EventGuard
 from streams.topics import Topics, declare_topics
 
@@ -82,6 +83,7 @@ def build_worker_app(settings: Settings, store: CaseStore | None) -> tuple[faust
         topics,
         guard,
         store,
+        Classifier.load(settings.classifier),  # fails fast on a stale or missing model
         batch_size=settings.worker.store_batch_size,
         batch_within_s=settings.worker.store_batch_within_s,
     )

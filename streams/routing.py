@@ -1,58 +1,44 @@
-"""Placeholder classification and the case steps built from it (pure functions).
+"""From a new message to a case and from a case to where it must go (pure functions).
 
-The keyword rule below is a stand-in until the real classifier lands: it looks for a few
-stems per unit in the Turkish-casefolded, ASCII-folded text and falls back to ``diger``.
+The classification comes from ``streams.classify``; this module decides what it means:
+which topic, which hand-off, which notice to the citizen, which case events record it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
-from schemas.case import CaseEvent, CaseEventKind, Classification, Route, TargetKind
+from schemas.case import (
+    CaseEvent,
+    CaseEventKind,
+    Classification,
+    Responsible,
+    Route,
+    TargetKind,
+    Urgency,
+)
+from schemas.common import Channel
 from schemas.ids import case_event_id
 from schemas.message import CitizenMessage
 from schemas.registry import unit_topic
-from schemas.work import ReviewItem, UnitWorkItem
+from schemas.taxonomy import taxonomy
+from schemas.work import (
+    EmergencyItem,
+    ForwardedWorkItem,
+    ReplyRequest,
+    ReviewItem,
+    UnitWorkItem,
+)
 from streams.pii import mask_personal_data
-from streams.text import fold_ascii
 
 __all__ = [
-    "PLACEHOLDER_METHOD",
     "Routing",
-    "classify_placeholder",
+    "citizen_address",
     "open_case",
     "route_case",
 ]
-
-PLACEHOLDER_METHOD = "keyword-rule-v0"
-
-_STEMS: dict[str, tuple[str, ...]] = {
-    "su-kanalizasyon": ("su kesik", "sular", "su yok", "boru", "kanalizasyon", "rogar", "aski"),
-    "ulasim": ("otobus", "durak", "sofor", "kentkart", "trafik isig", "sefer"),
-    "yol-altyapi": ("cukur", "asfalt", "kaldirim", "yol bozuk", "yama"),
-    "temizlik": ("cop", "konteyner", "atik"),
-    "park-bahce": ("park", "agac", "cim", "oyun alani", "bank"),
-    "zabita": ("seyyar", "gurultu", "isgal", "zabita", "kaldirim isgal"),
-    "veteriner": ("kopek", "kedi", "hayvan", "sokak kopek"),
-    "sosyal-hizmetler": ("yardim", "engelli", "yasli", "kira yardimi"),
-    "ilaclama": ("sivrisinek", "ilaclama", "hamam bocegi", "fare", "hasere"),
-    "aydinlatma": ("lamba", "aydinlatma", "sokak isig", "karanlik", "direk"),
-    "imar": ("kacak yapi", "kacak kat", "ruhsat", "imar"),
-    "itfaiye": ("yangin", "duman", "itfaiye"),
-}
-
-
-def classify_placeholder(msg: CitizenMessage) -> Classification:
-    """The unit whose stems occur most often in the text; ``diger`` when none does."""
-    text = fold_ascii(msg.text_folded)
-    scores = {unit: sum(text.count(stem) for stem in stems) for unit, stems in _STEMS.items()}
-    unit, hits = max(scores.items(), key=lambda item: item[1])
-    if hits == 0:
-        return Classification(unit="diger", confidence=0.0, method=PLACEHOLDER_METHOD)
-    return Classification(
-        unit=unit, confidence=min(0.5 + 0.1 * hits, 0.9), method=PLACEHOLDER_METHOD
-    )
 
 
 def open_case(msg: CitizenMessage, classification: Classification) -> CaseEvent:
@@ -85,33 +71,115 @@ def open_case(msg: CitizenMessage, classification: Classification) -> CaseEvent:
 
 @dataclass(frozen=True)
 class Routing:
-    """What routing a new case produces: a work item, a review item, and the case events."""
+    """Everything routing a new case produces, each with the topic it goes to."""
 
-    work_item: UnitWorkItem | None
+    work_items: tuple[tuple[str, UnitWorkItem | ForwardedWorkItem], ...]
     review: ReviewItem | None
+    emergency: EmergencyItem | None
+    notices: tuple[ReplyRequest, ...]
     events: tuple[CaseEvent, ...]
 
+    @property
+    def work_item(self) -> UnitWorkItem | ForwardedWorkItem | None:
+        """The (first) work item, if the case went to a body at all."""
+        return self.work_items[0][1] if self.work_items else None
 
-def route_case(created: CaseEvent, now: datetime) -> Routing:
+
+def citizen_address(msg: CitizenMessage) -> str | None:
+    """Where a reply reaches the citizen on the channel they used (None: nowhere)."""
+    contact = msg.citizen
+    by_channel = {
+        Channel.WHATSAPP: contact.phone,
+        Channel.EMAIL: contact.email,
+        Channel.TWITTER: contact.handle,
+        Channel.CALLS: contact.phone,
+        Channel.API: contact.phone or contact.email,
+    }
+    return by_channel.get(msg.channel)
+
+
+def _target(cls: Classification) -> Route:
+    """Where the case goes under Law 5216: an outside body, a district municipality, or a unit."""
+    if cls.responsible is Responsible.EXTERNAL and cls.external_body:
+        return Route(
+            kind=TargetKind.EXTERNAL,
+            target=cls.external_body,
+            topic=f"external.{cls.external_body}",
+        )
+    if cls.responsible is Responsible.DISTRICT and cls.district:
+        return Route(
+            kind=TargetKind.DISTRICT, target=cls.district, topic=f"districts.{cls.district}"
+        )
+    return Route(kind=TargetKind.UNIT, target=cls.unit, topic=unit_topic(cls.unit))
+
+
+def _notice(created: CaseEvent, msg: CitizenMessage, route: Route) -> ReplyRequest | None:
+    """Tell the citizen the case went to another body, and to whom (no personal data in it)."""
+    recipient = citizen_address(msg)
+    if recipient is None:
+        return None
+    tax = taxonomy()
+    name = tax.bodies.get(route.target) or tax.districts.get(route.target, route.target)
+    if route.kind is TargetKind.DISTRICT:
+        name = f"{name} Belediyesi"
+    text = (
+        f"{created.tracking_number} numaralı başvurunuz yetkili kurum olan {name} "
+        "birimine iletilmiştir. Süreci bu numarayla takip edebilirsiniz. Alo 153"
+    )
+    return ReplyRequest(
+        reply_id=case_event_id(created.case_id, "notice", route.topic),
+        case_id=created.case_id,
+        channel=msg.channel,
+        recipient=recipient,
+        text=text,
+        in_reply_to=msg.message_id,
+    )
+
+
+def _emergency(created: CaseEvent, msg: CitizenMessage, cls: Classification) -> EmergencyItem:
+    return EmergencyItem(
+        case_id=created.case_id,
+        tracking_number=created.tracking_number,
+        handoff="ALO 183" if cls.urgency is Urgency.ALO_183 else "112",
+        reason=f"{cls.unit}: {cls.urgency.value}",
+        text=msg.text,
+        location=msg.location,
+        callback_phone=msg.citizen.phone,
+        channel=msg.channel,
+        received_at=msg.received_at,
+    )
+
+
+def route_case(created: CaseEvent, now: datetime, review_threshold: float = 0.0) -> Routing:
     """Send a new case where it must go.
 
-    A call the operator resolved on the line is answered at once (no unit is bothered); any
-    other case goes to its unit; a public post also goes to the social-media team's review.
+    A call the operator resolved on the line is answered at once (no body is bothered). Any
+    other case goes to its unit, or is forwarded to the district municipality or outside body
+    in charge (and the citizen is told to whom); an urgent one is also handed off at once
+    (112, or ALO 183 for abuse); a public post or an unsure classification also goes to the
+    social-media team's review.
     """
     if created.message is None or created.classification is None:
         raise ValueError("a case can be routed only from its 'created' event with a classification")
     msg, cls = created.message, created.classification
+    reason: Literal["public-post", "low-confidence"] | None = (
+        "public-post"
+        if msg.public
+        else "low-confidence"
+        if cls.confidence < review_threshold
+        else None
+    )
     review = (
         ReviewItem(
             case_id=created.case_id,
             tracking_number=created.tracking_number,
-            reason="public-post",
+            reason=reason,
             channel=msg.channel,
             text_masked=mask_personal_data(msg.text),
             classification=cls,
             received_at=msg.received_at,
         )
-        if msg.public
+        if reason
         else None
     )
     if msg.resolved_on_line:
@@ -124,29 +192,53 @@ def route_case(created: CaseEvent, now: datetime) -> Routing:
             classification=cls,
             note="çağrı sırasında hatta çözüldü",
         )
-        return Routing(work_item=None, review=review, events=(answered,))
-    route = Route(kind=TargetKind.UNIT, target=cls.unit, topic=unit_topic(cls.unit))
-    item = UnitWorkItem(
-        case_id=created.case_id,
-        tracking_number=created.tracking_number,
-        unit=cls.unit,
-        type=cls.type,
-        urgency=cls.urgency,
-        district=cls.district,
-        subject=mask_personal_data(msg.subject) if msg.subject else None,
-        problem=mask_personal_data(msg.text),
-        location=msg.location,
-        photos=tuple(a for a in msg.attachments if a.content_type.startswith("image/")),
-        channel=msg.channel,
-        received_at=msg.received_at,
+        return Routing((), review, None, (), (answered,))
+    route = _target(cls)
+    common = {
+        "case_id": created.case_id,
+        "tracking_number": created.tracking_number,
+        "type": cls.type,
+        "urgency": cls.urgency,
+        "district": cls.district,
+        "subject": mask_personal_data(msg.subject) if msg.subject else None,
+        "problem": mask_personal_data(msg.text),
+        "location": msg.location,
+        "photos": tuple(a for a in msg.attachments if a.content_type.startswith("image/")),
+        "channel": msg.channel,
+        "received_at": msg.received_at,
+    }
+    item: UnitWorkItem | ForwardedWorkItem
+    notices: tuple[ReplyRequest, ...] = ()
+    if route.kind is TargetKind.UNIT:
+        item = UnitWorkItem(unit=cls.unit, **common)
+    else:
+        item = ForwardedWorkItem(
+            target_kind=route.kind,
+            target=route.target,
+            reason=f"Law 5216: {cls.unit} ({cls.responsible.value})",
+            **common,
+        )
+        notice = _notice(created, msg, route)
+        notices = (notice,) if notice else ()
+    routes = [route]
+    emergency = None
+    if cls.urgency is not Urgency.NORMAL:
+        emergency = _emergency(created, msg, cls)
+        routes.append(
+            Route(kind=TargetKind.EMERGENCY, target=emergency.handoff, topic="intake.emergency")
+        )
+    if review is not None:
+        routes.append(Route(kind=TargetKind.REVIEW, target=review.reason, topic="intake.review"))
+    events = tuple(
+        CaseEvent(
+            event_id=case_event_id(created.case_id, CaseEventKind.ROUTED, r.topic),
+            case_id=created.case_id,
+            tracking_number=created.tracking_number,
+            kind=CaseEventKind.ROUTED,
+            at=now,
+            classification=cls,
+            route=r,
+        )
+        for r in routes
     )
-    routed = CaseEvent(
-        event_id=case_event_id(created.case_id, CaseEventKind.ROUTED, route.topic),
-        case_id=created.case_id,
-        tracking_number=created.tracking_number,
-        kind=CaseEventKind.ROUTED,
-        at=now,
-        classification=cls,
-        route=route,
-    )
-    return Routing(work_item=item, review=review, events=(routed,))
+    return Routing(((route.topic, item),), review, emergency, notices, events)

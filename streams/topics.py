@@ -9,7 +9,7 @@ import faust
 from faust.types import TopicT
 
 from schemas.common import Channel
-from schemas.registry import DEADLETTER_TOPIC, raw_topic, unit_topic
+from schemas.registry import ALARMS_TOPIC, DEADLETTER_TOPIC, raw_topic, unit_topic
 from schemas.taxonomy import taxonomy
 
 __all__ = ["Topics", "declare_topics"]
@@ -30,6 +30,23 @@ class Topics:
     units: dict[str, TopicT]
     districts: dict[str, TopicT]
     external: dict[str, TopicT]
+    alarms: TopicT
+
+    def named(self, name: str) -> TopicT:
+        """The declared topic called ``name`` (``KeyError`` for a topic not declared)."""
+        fixed = {
+            "intake.messages": self.messages,
+            "intake.cases": self.cases,
+            "intake.review": self.review,
+            "intake.emergency": self.emergency,
+            "intake.replies": self.replies,
+            "units.responses": self.responses,
+        }
+        if name in fixed:
+            return fixed[name]
+        family, _, code = name.partition(".")
+        families = {"units": self.units, "districts": self.districts, "external": self.external}
+        return families[family][code]
 
 
 def declare_topics(app: faust.App) -> Topics:
@@ -51,4 +68,5 @@ def declare_topics(app: faust.App) -> Topics:
         units={code: topic(unit_topic(code)) for code in tax.units},
         districts={code: topic(f"districts.{code}") for code in tax.districts},
         external={code: topic(f"external.{code}") for code in tax.bodies},
+        alarms=topic(ALARMS_TOPIC),
     )
