@@ -1,0 +1,159 @@
+"""The clustering window in a Faust table: thin glue around :mod:`streams.cluster.logic`.
+
+One table, ``cluster-window``: key = :func:`~streams.cluster.logic.partition_key`, value = the
+key's recent fingerprints as compact JSON bytes (``{"v": 1, "r": [[…], …]}``, ~360 bytes per
+report). The in-memory store keeps exactly those bytes, so memory per report is the encoded
+size; every write also goes to the compacted changelog topic ``<app id>-cluster-window-changelog``
+(declared by Faust itself), from which a restarted or newly assigned worker rebuilds the table
+before it consumes again.
+
+Rules for the agent that calls :func:`cluster_step`:
+
+* it consumes a topic keyed by the partition key with as many partitions as the table
+  (Faust writes a key's changelog record to the partition of the event being processed, so
+  the source and the changelog must be co-partitioned; Faust checks it);
+* it runs with ``concurrency=1`` (each step reads, decides and writes back one key);
+* it publishes the decision's result through ``emit``, which :func:`cluster_step` awaits
+  *before* writing the table: a crash between the two replays the event to the same,
+  stable result instead of finding it already recorded and dropping it as a duplicate.
+
+Rule 1 (the same provider message twice) is folded into the window rather than kept in a
+second table: a re-delivered message has the same text and classification, hence the same
+key, and its message id is still in the window; this saves a second changelog write per
+event. If a re-delivery ever lands on another key (the classifier changed in between) it
+opens a case with the same id and event id as before, which the case store upserts.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import TableT
+
+from streams.cluster.logic import (
+    ClusterSettings,
+    Decision,
+    DecisionKind,
+    Fingerprint,
+    decide,
+    joined,
+    prune,
+)
+
+__all__ = [
+    "MAX_VALUE_BYTES",
+    "ClusterTable",
+    "cluster_step",
+    "declare_cluster_table",
+    "decode_window",
+    "encode_fingerprint",
+    "encode_window",
+]
+
+#: Keeps one changelog record below the producer's default 1 MB request size.
+MAX_VALUE_BYTES = 900_000
+_FORMAT = 1
+
+ClusterTable = TableT[str, bytes]
+Emit = Callable[[Decision], Awaitable[None]]
+
+
+def encode_fingerprint(fp: Fingerprint) -> list[Any]:
+    """One fingerprint as a positional JSON array (field names would double its size)."""
+    return [
+        fp.message_id,
+        fp.case_id,
+        fp.unit,
+        fp.district,
+        fp.cell,
+        fp.lat,
+        fp.lon,
+        list(fp.citizen),
+        fp.received_at,
+        base64.b64encode(fp.signature).decode("ascii"),
+        list(fp.numbers),
+    ]
+
+
+def _decode_fingerprint(row: list[Any]) -> Fingerprint:
+    mid, case, unit, district, cell, lat, lon, citizen, at, sig, numbers = row
+    return Fingerprint(
+        message_id=mid,
+        case_id=case,
+        unit=unit,
+        district=district,
+        cell=cell,
+        lat=lat,
+        lon=lon,
+        citizen=tuple(citizen),
+        received_at=int(at),
+        signature=base64.b64decode(sig),
+        numbers=tuple(numbers),
+    )
+
+
+def encode_window(window: Sequence[Fingerprint], max_bytes: int = MAX_VALUE_BYTES) -> bytes:
+    """The table value of a window; the oldest reports are dropped if it would exceed
+    ``max_bytes`` (only reachable with unusually long message ids)."""
+    rows = [encode_fingerprint(fp) for fp in window]
+    while True:
+        data = json.dumps({"v": _FORMAT, "r": rows}, separators=(",", ":")).encode("utf-8")
+        if len(data) <= max_bytes or not rows:
+            return data
+        rows = rows[max(1, len(rows) // 10) :]
+
+
+def decode_window(data: bytes | None) -> list[Fingerprint]:
+    """The fingerprints of a table value; an unknown format reads as an empty window."""
+    if not data:
+        return []
+    doc = json.loads(data)
+    if not isinstance(doc, dict) or doc.get("v") != _FORMAT:
+        return []
+    return [_decode_fingerprint(row) for row in doc["r"]]
+
+
+def declare_cluster_table(
+    app: faust.App, name: str = "cluster-window", partitions: int | None = None
+) -> ClusterTable:
+    """Declare the window table on ``app`` (no I/O). ``partitions`` must equal the source
+    topic's; None means the app's ``topic_partitions``."""
+    return app.Table(
+        name,
+        key_type=str,
+        value_type=bytes,  # raw: the value is already JSON, stored and logged as it is
+        partitions=partitions,
+        help="recent report fingerprints per partition key (deduplication and clustering)",
+    )
+
+
+async def cluster_step(
+    table: ClusterTable,
+    key: str,
+    candidate: Fingerprint,
+    settings: ClusterSettings,
+    now: datetime,
+    emit: Emit | None = None,
+) -> Decision:
+    """Decide what ``candidate`` is against its key's window, emit, then record it (one write).
+
+    Must run inside the iteration of a stream keyed by ``key`` (Faust writes the changelog to
+    that event's partition). A duplicate is not recorded again. The window is pruned by event
+    time (the newest report of the key, never later than ``now``), so a backlog processed
+    after an outage is clustered as it would have been live.
+    """
+    window = decode_window(table.get(key))
+    decision = decide(candidate, window, settings, now)
+    if emit is not None:
+        await emit(decision)
+    if decision.kind is DecisionKind.DUPLICATE:
+        return decision
+    newest = max([candidate.received_at, *(fp.received_at for fp in window)])
+    reference = min(datetime.fromtimestamp(newest, UTC), now)
+    table[key] = encode_window(prune([*window, joined(candidate, decision)], reference, settings))
+    return decision
