@@ -234,6 +234,13 @@ def _classify(settings: Settings, args: argparse.Namespace) -> int:
     )
 
 
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    """Throughput, CPU and latency of passthrough, forwarding agent and full pipeline."""
+    from infra.bench.cli import bench_command
+
+    return bench_command(settings, args)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="intake", description="Alo 153 multichannel intake")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -276,6 +283,11 @@ def _parser() -> argparse.ArgumentParser:
         "--corpus", type=Path, help="corpus for --train (default data/corpus/messages.csv)"
     )
     classify.set_defaults(run=_classify)
+    bench = sub.add_parser("bench", help="benchmark against the real broker (interleaved rounds)")
+    from infra.bench.cli import add_arguments as add_bench_arguments
+
+    add_bench_arguments(bench)
+    bench.set_defaults(run=_bench)
     status = sub.add_parser("connectors", help="health of the channel connectors")
     status.add_argument("action", choices=["status"])
     status.set_defaults(run=_connectors_status)
