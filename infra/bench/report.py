@@ -85,8 +85,9 @@ def render_table(summary: Mapping[str, Any]) -> str:
     lines = [
         f"intake bench {run['run_id']}: {run['rounds']} interleaved round(s), "
         f"{run['events']:,} events per throughput run, latency at {run['rate']:g}/s for "
-        f"{run['duration_s']:g}s; {run['partitions']} partitions; broker {run['bootstrap']} "
-        f"({broker}); {run['cpus']} CPUs, load {run['loadavg_before'][0]:.2f} before, "
+        f"{run['duration_s']:g}s",
+        f"broker {run['bootstrap']} ({broker}), {run['partitions']} partitions; "
+        f"{run['cpus']} CPUs, load {run['loadavg_before'][0]:.2f} before, "
         f"{run['loadavg_after'][0]:.2f} after",
         "",
         f"{'system':<12} {'events/s':>10} {'× passthru':>11} {'CPU µs/event':>13} "
