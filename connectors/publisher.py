@@ -124,22 +124,7 @@ class KafkaPublisher:
         self, topic: str, key: str, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
     ) -> None:
         """Send one record and wait for the acknowledgement, at most ``timeout_s``."""
-        producer = self._producer
-        if producer is None:
-            raise PublishFailed("publisher is not started")
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                await producer.send_and_wait(
-                    topic, value=value, key=key.encode("utf-8"), headers=list(headers)
-                )
-        except KafkaTimeoutError as exc:
-            raise PublishTimeout(f"Kafka did not acknowledge a record on {topic}") from exc
-        except KafkaError as exc:
-            raise PublishFailed(f"Kafka refused a record on {topic}: {type(exc).__name__}") from exc
-        except TimeoutError as exc:
-            raise PublishTimeout(
-                f"no acknowledgement for a record on {topic} within {self._timeout_s:g} s"
-            ) from exc
+        await self.publish_many([OutRecord(topic, key, value, tuple(headers))])
 
     async def publish_many(self, records: Sequence[OutRecord]) -> None:
         """Send all records at once (batched by the producer), then wait for every ack."""
@@ -159,13 +144,19 @@ class KafkaPublisher:
                 ]
                 await asyncio.gather(*futures)
         except KafkaTimeoutError as exc:
-            raise PublishTimeout(f"Kafka did not acknowledge {len(records)} records") from exc
+            raise PublishTimeout(f"Kafka did not acknowledge {_what(records)}") from exc
         except KafkaError as exc:
-            raise PublishFailed(f"Kafka refused a record: {type(exc).__name__}") from exc
+            raise PublishFailed(f"Kafka refused {_what(records)}: {type(exc).__name__}") from exc
         except TimeoutError as exc:
             raise PublishTimeout(
-                f"no acknowledgement for {len(records)} records within {self._timeout_s:g} s"
+                f"no acknowledgement for {_what(records)} within {self._timeout_s:g} s"
             ) from exc
+
+
+def _what(records: Sequence[OutRecord]) -> str:
+    """How an error names the records: their count and topics."""
+    topics = ", ".join(sorted({r.topic for r in records}))
+    return f"{len(records)} record(s) on {topics}"
 
 
 class PublishedRecord(NamedTuple):

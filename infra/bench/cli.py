@@ -43,9 +43,7 @@ from infra.bench.runners import (
     stop_all,
 )
 from infra.broker import BundledKafka, broker_answers
-from infra.errors import InfraError
-from infra.logs import configure_logging
-from infra.settings import Settings, load_settings
+from infra.settings import Settings
 from infra.topics import create_topics
 
 __all__ = ["add_arguments", "bench_command", "main", "run_bench"]
@@ -321,24 +319,9 @@ def bench_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m infra.bench.cli [options]``: the same as ``intake bench``."""
-    parser = argparse.ArgumentParser(
-        prog="intake bench", description="Throughput, CPU and latency against a Kafka baseline."
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except ValueError as exc:
-        print(f"intake: invalid settings: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.worker.log_level)
-    try:
-        return bench_command(settings, args)
-    except KeyboardInterrupt:
-        return 130
-    except InfraError as exc:
-        print(f"intake bench: {exc}", file=sys.stderr)
-        return 1
+    from infra.cli import main as intake_main
+
+    return intake_main(["bench", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
