@@ -5,9 +5,16 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AnyHttpUrl, Field
 
-from schemas.common import BodyCode, Contract, DistrictCode, UnitCode, UtcDateTime
+from schemas.common import (
+    AttachmentRef,
+    BodyCode,
+    Contract,
+    DistrictCode,
+    UnitCode,
+    UtcDateTime,
+)
 from schemas.message import CitizenMessage
 
 __all__ = [
@@ -18,6 +25,7 @@ __all__ = [
     "Responsible",
     "Route",
     "TargetKind",
+    "UnitResponse",
     "Urgency",
 ]
 
@@ -34,6 +42,7 @@ class CaseEventKind(StrEnum):
     ESCALATED = "escalated"
     ANSWERED = "answered"
     REPLIED = "replied"
+    REPLY_FAILED = "reply-failed"  # a reply could not be delivered: visible, for a person
     CLOSED = "closed"
 
 
@@ -95,6 +104,25 @@ class Route(Contract):
     topic: str
 
 
+class UnitResponse(Contract):
+    """A unit's answer to a case (``units.responses``). Key: ``case_id``."""
+
+    schema_version: Literal[1] = 1
+    case_id: str
+    unit: UnitCode
+    status: Literal["in-progress", "extended", "resolved", "rejected", "not-ours"] = Field(
+        description=(
+            "'extended': the unit needs the longer legal period (Law 4982: 30 working days) and "
+            "'answer' gives the reason the applicant is told; 'not-ours': the case goes back "
+            "to the social-media team's review to be routed again"
+        )
+    )
+    answer: str = Field(min_length=1, max_length=20_000)
+    after_photos: tuple[AttachmentRef | AnyHttpUrl, ...] = ()
+    responded_at: UtcDateTime
+    responder: str | None = Field(default=None, max_length=255)
+
+
 class CaseEvent(Contract):
     """One step in a case's life. Key on the topic: ``case_id``.
 
@@ -115,3 +143,6 @@ class CaseEvent(Contract):
     route: Route | None = None
     due: UtcDateTime | None = None
     note: str | None = None
+    response: UnitResponse | None = Field(
+        default=None, description="the unit's answer, on 'answered' and 'extended'"
+    )

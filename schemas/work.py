@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import Field
 
-from schemas.case import Classification, MessageType, TargetKind, Urgency
+from schemas.case import Classification, MessageType, TargetKind, UnitResponse, Urgency
 from schemas.common import (
     AttachmentRef,
     Channel,
@@ -59,19 +59,6 @@ class ForwardedWorkItem(_WorkItemBase):
     reason: str
 
 
-class UnitResponse(Contract):
-    """A unit's answer to a case (``units.responses``). Key: ``case_id``."""
-
-    schema_version: Literal[1] = 1
-    case_id: str
-    unit: UnitCode
-    status: Literal["in-progress", "resolved", "rejected", "not-ours"]
-    answer: str = Field(min_length=1, max_length=20_000)
-    after_photos: tuple[AttachmentRef | AnyHttpUrl, ...] = ()
-    responded_at: UtcDateTime
-    responder: str | None = Field(default=None, max_length=255)
-
-
 class ReviewItem(Contract):
     """An item for the social-media team's console (``intake.review``). Key: ``case_id``."""
 
@@ -117,3 +104,14 @@ class ReplyRequest(Contract):
         default=None, description="provider id of the citizen's message"
     )
     template_id: str | None = None
+    tracking_number: str | None = None
+    subject: str | None = Field(
+        default=None, description="subject of the citizen's message, for an e-mail reply"
+    )
+    last_inbound_at: UtcDateTime | None = Field(
+        default=None,
+        description="when the citizen last wrote on this channel (WhatsApp's 24-hour window)",
+    )
+    kind: Literal["notice", "answer"] = Field(
+        default="notice", description="'answer': the unit's answer to the case"
+    )
