@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.classify.classifier import ClassifierSettings
+from streams.cluster.logic import ClusterSettings
 from streams.deadlines import DeadlineSettings
 
 __all__ = [
@@ -246,14 +247,21 @@ class Settings(BaseSettings):
     connectors: ConnectorSettings = ConnectorSettings()
     deadlines: DeadlineSettings = DeadlineSettings()
     classifier: ClassifierSettings = ClassifierSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
-        if self.env == "production" and self.web.api_token.get_secret_value() in (
-            PLACEHOLDER_SECRET,
-            "",
-        ):
-            raise ValueError("INTAKE_WEB__API_TOKEN must be set to a real secret in production")
+        if self.env != "production":
+            return self
+        secrets = {
+            "INTAKE_WEB__API_TOKEN": self.web.api_token,
+            # The salt of the hashed citizen keys in the clustering window: a known salt
+            # makes those hashes reversible by trying every phone number.
+            "INTAKE_CLUSTER__SALT": self.cluster.salt,
+        }
+        for name, secret in secrets.items():
+            if secret.get_secret_value() in (PLACEHOLDER_SECRET, ""):
+                raise ValueError(f"{name} must be set to a real secret in production")
         return self
 
     # Derived locations: one place decides where things live under the data directory.

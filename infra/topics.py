@@ -10,7 +10,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from infra.errors import TopicError
 from infra.settings import KafkaSettings
-from schemas.registry import DEADLETTER_TOPIC, all_topic_names
+from schemas.registry import CLUSTER_TOPIC, DEADLETTER_TOPIC, all_topic_names
 
 __all__ = ["TopicPlan", "create_topics", "list_topics", "topic_plan"]
 
@@ -22,6 +22,8 @@ _RETENTION_MS = {
     "intake.raw.": 30 * _DAY_MS,
     DEADLETTER_TOPIC: 90 * _DAY_MS,
     "intake.cases": 400 * _DAY_MS,
+    # Internal repartition topic: consumed within seconds; a week covers a long outage.
+    CLUSTER_TOPIC: 7 * _DAY_MS,
 }
 
 

@@ -24,6 +24,7 @@ from schemas.work import (
 
 __all__ = [
     "ALARMS_TOPIC",
+    "CLUSTER_TOPIC",
     "DEADLETTER_TOPIC",
     "TOPIC_MODELS",
     "all_topic_names",
@@ -35,6 +36,9 @@ __all__ = [
 
 DEADLETTER_TOPIC = "intake.deadletter"
 ALARMS_TOPIC = "intake.alarms"
+#: Internal repartition topic: classified ``created`` events keyed by the clustering key, so
+#: that reports that may be one problem meet on one partition and in one table window.
+CLUSTER_TOPIC = "intake.cluster"
 
 
 def raw_topic(channel: Channel | str) -> str:
@@ -53,6 +57,7 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     "intake.raw.<channel>": RawEvent,
     "intake.messages": CitizenMessage,
     "intake.cases": CaseEvent,
+    CLUSTER_TOPIC: CaseEvent,
     "units.<unit>": UnitWorkItem,
     "districts.<ilce>": ForwardedWorkItem,
     "external.<body>": ForwardedWorkItem,
@@ -83,7 +88,7 @@ def all_topic_names() -> list[str]:
     """Every concrete topic of the contract, derived from the channels and the taxonomy."""
     tax = taxonomy()
     names = [raw_topic(channel) for channel in Channel]
-    names += ["intake.messages", "intake.cases", "units.responses", "intake.review"]
+    names += ["intake.messages", CLUSTER_TOPIC, "intake.cases", "units.responses", "intake.review"]
     names += ["intake.emergency", "intake.replies", ALARMS_TOPIC, DEADLETTER_TOPIC]
     names += [unit_topic(code) for code in tax.units]
     names += [f"districts.{code}" for code in tax.districts]

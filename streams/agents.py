@@ -1,8 +1,10 @@
 """The agents: each decodes an event, calls plain functions, sends the results. Nothing else.
 
 intake.raw.*     ─normalize─►  intake.messages
-intake.messages  ─open_case─►  intake.cases (created; attached for a citizen's follow-up);
-                               classified in batches
+intake.messages  ─open_case─►  intake.cluster (created, normal urgency, keyed by unit|district),
+                               else intake.cases (emergencies, follow-ups); classified in batches
+intake.cluster   ─cluster──►  intake.cases (created for a new problem, attached for the same
+                               citizen's or another citizen's report of it; duplicates dropped)
 intake.cases     ─route────►  units.<unit> | districts.<ilce> | external.<body> (+ a notice on
                                intake.replies), intake.emergency, intake.review,
                                intake.cases (routed; answered for calls resolved on the line)
@@ -26,6 +28,15 @@ from schemas.message import CitizenMessage
 from schemas.raw import RawEvent
 from sinks.store import CaseStore
 from streams.classify.classifier import Classifier
+from streams.cluster.logic import (
+    ClusterSettings,
+    Decision,
+    case_event_for,
+    cluster_key,
+    fingerprints,
+    needs_clustering,
+)
+from streams.cluster.state import cluster_step, declare_cluster_table
 from streams.deadletter import EventGuard
 from streams.normalize import normalize
 from streams.routing import open_case, route_case
@@ -43,6 +54,7 @@ def register_agents(
     guard: EventGuard,
     store: CaseStore | None,
     classifier: Classifier,
+    cluster_settings: ClusterSettings,
     *,
     batch_size: int,
     batch_within_s: float,
@@ -100,9 +112,31 @@ def register_agents(
         classifications = await asyncio.to_thread(classifier.classify_messages, msgs)
         for msg, classification in zip(msgs, classifications, strict=True):
             created = open_case(msg, classification)
-            await topics.cases.send(
-                key=created.case_id.encode(), value=created.to_bytes(), headers=_JSON
-            )
+            if needs_clustering(created):
+                key = cluster_key(msg, classification, cluster_settings)
+                await topics.cluster.send(key=key.encode(), value=created.to_bytes(), headers=_JSON)
+            else:
+                await topics.cases.send(
+                    key=created.case_id.encode(), value=created.to_bytes(), headers=_JSON
+                )
+
+    window = declare_cluster_table(app)
+
+    async def _cluster(event: EventT[Any]) -> None:
+        created = CaseEvent.from_bytes(event.value)
+        if created.message is None or created.classification is None:
+            raise ValueError("a report to cluster needs its message and classification")
+        candidate = fingerprints([(created.message, created.classification)], cluster_settings)
+
+        async def emit(decision: Decision) -> None:
+            step = case_event_for(created, decision)
+            if step is not None:
+                await topics.cases.send(
+                    key=step.case_id.encode(), value=step.to_bytes(), headers=_JSON
+                )
+
+        key = cast(bytes, event.key).decode()
+        await cluster_step(window, key, candidate[0], cluster_settings, utc_now(), emit)
 
     async def _route(event: EventT[Any]) -> None:
         case_event = CaseEvent.from_bytes(event.value)
@@ -132,6 +166,8 @@ def register_agents(
     app.agent(topics.messages, name="open_case")(
         in_batches("open_case", CitizenMessage, _open_cases, classify_size, classify_within)
     )
+    # One event at a time per partition: each step reads, decides and writes back its key.
+    app.agent(topics.cluster, name="cluster", concurrency=1)(each_event("cluster", _cluster))
     app.agent(topics.cases, name="route")(each_event("route", _route))
     if store is not None:
         app.agent(topics.cases, name="record")(

@@ -84,6 +84,7 @@ def build_worker_app(settings: Settings, store: CaseStore | None) -> tuple[faust
         guard,
         store,
         Classifier.load(settings.classifier),  # fails fast on a stale or missing model
+        settings.cluster,
         batch_size=settings.worker.store_batch_size,
         batch_within_s=settings.worker.store_batch_within_s,
     )

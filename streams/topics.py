@@ -9,7 +9,13 @@ import faust
 from faust.types import TopicT
 
 from schemas.common import Channel
-from schemas.registry import ALARMS_TOPIC, DEADLETTER_TOPIC, raw_topic, unit_topic
+from schemas.registry import (
+    ALARMS_TOPIC,
+    CLUSTER_TOPIC,
+    DEADLETTER_TOPIC,
+    raw_topic,
+    unit_topic,
+)
 from schemas.taxonomy import taxonomy
 
 __all__ = ["Topics", "declare_topics"]
@@ -21,6 +27,7 @@ class Topics:
 
     raw: TopicT  # all intake.raw.<channel> topics as one channel
     messages: TopicT
+    cluster: TopicT
     cases: TopicT
     deadletter: TopicT
     review: TopicT
@@ -36,6 +43,7 @@ class Topics:
         """The declared topic called ``name`` (``KeyError`` for a topic not declared)."""
         fixed = {
             "intake.messages": self.messages,
+            CLUSTER_TOPIC: self.cluster,
             "intake.cases": self.cases,
             "intake.review": self.review,
             "intake.emergency": self.emergency,
@@ -59,6 +67,7 @@ def declare_topics(app: faust.App) -> Topics:
     return Topics(
         raw=topic(*(raw_topic(channel) for channel in Channel)),
         messages=topic("intake.messages"),
+        cluster=topic(CLUSTER_TOPIC),
         cases=topic("intake.cases"),
         deadletter=topic(DEADLETTER_TOPIC),
         review=topic("intake.review"),

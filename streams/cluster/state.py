@@ -1,11 +1,11 @@
 """The clustering window in a Faust table: thin glue around :mod:`streams.cluster.logic`.
 
-One table, ``cluster-window``: key = :func:`~streams.cluster.logic.partition_key`, value = the
-key's recent fingerprints as compact JSON bytes (``{"v": 1, "r": [[…], …]}``, ~360 bytes per
-report). The in-memory store keeps exactly those bytes, so memory per report is the encoded
-size; every write also goes to the compacted changelog topic ``<app id>-cluster-window-changelog``
-(declared by Faust itself), from which a restarted or newly assigned worker rebuilds the table
-before it consumes again.
+One table, ``cluster-window``: key = :func:`~streams.cluster.logic.partition_key` and a UTC day
+(:func:`bucket_key`), value = that day's fingerprints of the key as compact JSON bytes
+(``{"v": 1, "r": [[…], …]}``, ~360 bytes per report). The in-memory store keeps exactly
+those bytes, so memory per report is the encoded size. Every write also goes to the
+compacted changelog topic ``<app id>-cluster-window-changelog`` (declared by Faust), from
+which a restarted or newly assigned worker rebuilds the table before it consumes again.
 
 Rules for the agent that calls :func:`cluster_step`:
 
@@ -48,6 +48,7 @@ from streams.cluster.logic import (
 __all__ = [
     "MAX_VALUE_BYTES",
     "ClusterTable",
+    "bucket_key",
     "cluster_step",
     "declare_cluster_table",
     "decode_window",
@@ -132,6 +133,16 @@ def declare_cluster_table(
     )
 
 
+def bucket_key(key: str, epoch: int) -> str:
+    """The table key of one UTC day of a partition key's window: ``<key>#YYYY-MM-DD``."""
+    return f"{key}#{datetime.fromtimestamp(epoch, UTC).date().isoformat()}"
+
+
+def _bucket_keys(key: str, first: int, last: int) -> list[str]:
+    day = 86_400
+    return [bucket_key(key, at) for at in range(first - first % day, last + 1, day)]
+
+
 async def cluster_step(
     table: ClusterTable,
     key: str,
@@ -142,18 +153,52 @@ async def cluster_step(
 ) -> Decision:
     """Decide what ``candidate`` is against its key's window, emit, then record it (one write).
 
+    The window is kept in day buckets (:func:`bucket_key`): the decision reads every bucket
+    of the horizon (plus the next day, for reports that arrive out of order) and the write
+    goes to the candidate's own day only, so a changelog record holds one day of one key
+    instead of the whole 30-day window; buckets past the horizon are deleted (tombstones),
+    so memory per key stays bounded by ``max_reports_per_key`` per day of the horizon.
+
     Must run inside the iteration of a stream keyed by ``key`` (Faust writes the changelog to
-    that event's partition). A duplicate is not recorded again. The window is pruned by event
+    that event's partition). A duplicate is not recorded again. Each bucket is pruned by event
     time (the newest report of the key, never later than ``now``), so a backlog processed
     after an outage is clustered as it would have been live.
     """
-    window = decode_window(table.get(key))
+    horizon = int(settings.horizon.total_seconds())
+    at = candidate.received_at
+    window = [
+        fp for name in _bucket_keys(key, at - horizon, at + 86_400) for fp in _decoded(table, name)
+    ]
     decision = decide(candidate, window, settings, now)
     if emit is not None:
         await emit(decision)
     if decision.kind is DecisionKind.DUPLICATE:
         return decision
-    newest = max([candidate.received_at, *(fp.received_at for fp in window)])
+    newest = max([at, *(fp.received_at for fp in window)])
     reference = min(datetime.fromtimestamp(newest, UTC), now)
-    table[key] = encode_window(prune([*window, joined(candidate, decision)], reference, settings))
+    own = bucket_key(key, at)
+    day = [fp for fp in window if bucket_key(key, fp.received_at) == own]
+    table[own] = encode_window(prune([*day, joined(candidate, decision)], reference, settings))
+    for stale in _bucket_keys(key, at - horizon - 31 * 86_400, at - horizon - 86_400):
+        if stale in table:
+            del table[stale]
     return decision
+
+
+_cache: dict[str, tuple[bytes, list[Fingerprint]]] = {}
+_CACHE_LIMIT = 4096
+
+
+def _decoded(table: ClusterTable, name: str) -> list[Fingerprint]:
+    """The bucket's fingerprints, decoded once per stored value (the table keeps bytes)."""
+    data = table.get(name)
+    if data is None:
+        return []
+    hit = _cache.get(name)
+    if hit is not None and hit[0] is data:
+        return hit[1]
+    window = decode_window(data)
+    if len(_cache) >= _CACHE_LIMIT:
+        _cache.pop(next(iter(_cache)))
+    _cache[name] = (data, window)
+    return window

@@ -28,7 +28,11 @@ def test_env_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     assert Settings(_env_file=env_file).web.port == 9999
 
 
-def test_placeholder_token_refused_in_production() -> None:
+def test_placeholder_secrets_refused_in_production() -> None:
+    real_token = {"api_token": "s3cr3t-value"}
     with pytest.raises(ValidationError, match="API_TOKEN"):
-        Settings(_env_file=None, env="production")
-    Settings(_env_file=None, env="production", web={"api_token": "s3cr3t-value"})
+        Settings(_env_file=None, env="production", cluster={"salt": "pepper-1"})
+    with pytest.raises(ValidationError, match="CLUSTER__SALT"):
+        Settings(_env_file=None, env="production", web=real_token)
+    Settings(_env_file=None, env="production", web=real_token, cluster={"salt": "pepper-1"})
+    Settings(_env_file=None, env="development")  # placeholders are fine off production

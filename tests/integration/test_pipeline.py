@@ -154,7 +154,11 @@ async def test_sigkill_mid_stream_loses_nothing_and_stores_each_case_once(
     await produce(
         env.bootstrap,
         "intake.raw.api",
-        [(pid.encode(), _raw(pid, texts[i % len(texts)])) for i, pid in enumerate(ids)],
+        # Distinct problems (building numbers differ): identical texts would rightly cluster.
+        [
+            (pid.encode(), _raw(pid, f"{texts[i % len(texts)]}, bina no {1000 + i}"))
+            for i, pid in enumerate(ids)
+        ],
     )
 
     def ours(seen: list) -> set[str]:

@@ -28,7 +28,13 @@ from streams.cluster.logic import (
     partition_key,
     prune,
 )
-from streams.cluster.state import cluster_step, decode_window, encode_fingerprint, encode_window
+from streams.cluster.state import (
+    bucket_key,
+    cluster_step,
+    decode_window,
+    encode_fingerprint,
+    encode_window,
+)
 from streams.routing import open_case
 from streams.text import turkish_casefold
 
@@ -341,8 +347,10 @@ async def test_cluster_step_emits_before_it_writes_once_per_event() -> None:
     table = _TwinTable()
     emitted: list[tuple[Decision, Any]] = []
 
+    bucket = bucket_key("k", int(T0.timestamp()))
+
     async def emit(decision: Decision) -> None:
-        emitted.append((decision, table.get("k")))  # what the table held when we emitted
+        emitted.append((decision, table.get(bucket)))  # what the table held when we emitted
 
     wa = _fp(_msg("whatsapp", "SM1", WHATSAPP_TEXT))
     mail = _fp(_msg("email", "m1@x", EMAIL_TEXT, at=T0 + timedelta(hours=1)))
@@ -353,8 +361,44 @@ async def test_cluster_step_emits_before_it_writes_once_per_event() -> None:
     assert second.kind is DecisionKind.CLUSTER and table.writes == 2
     again = await cluster_step(table, "k", mail, SETTINGS, now, emit)  # type: ignore[arg-type]
     assert again.kind is DecisionKind.DUPLICATE and table.writes == 2  # not recorded twice
-    window = decode_window(table["k"])
+    assert list(table) == [bucket]  # both reports fall on T0's day
+    window = decode_window(table[bucket])
     assert [(fp.message_id, fp.case_id) for fp in window] == [
         ("whatsapp:SM1", wa.case_id),
         ("email:m1@x", wa.case_id),
     ]
+
+
+async def test_window_is_kept_in_day_buckets_read_across_midnight_and_expired() -> None:
+    table = _TwinTable()
+    phone = CitizenContact(phone="+905321112233")
+    late = T0.replace(hour=23, minute=50)
+    first = _fp(_msg("whatsapp", "SM1", WHATSAPP_TEXT, at=late))
+    # 20 minutes later, the next UTC day: another citizen, same problem.
+    second = _fp(_msg("email", "m1@x", EMAIL_TEXT, at=late + timedelta(minutes=20)))
+    now = late + timedelta(hours=1)
+    assert (await cluster_step(table, "k", first, SETTINGS, now)).kind is DecisionKind.NEW
+    decision = await cluster_step(table, "k", second, SETTINGS, now)
+    assert decision.kind is DecisionKind.CLUSTER and decision.case_id == first.case_id
+    day1, day2 = bucket_key("k", first.received_at), bucket_key("k", second.received_at)
+    assert day1 != day2 and sorted(table) == sorted([day1, day2])
+    assert [fp.message_id for fp in decode_window(table[day2])] == ["email:m1@x"]
+
+    # The same citizen writes again 20 days later: the attach window (30 days) still holds,
+    # so the old bucket is read; the write goes to the new day only.
+    follow_at = late + timedelta(days=20)
+    own = _fp(_msg("whatsapp", "SM0", WHATSAPP_TEXT, at=late - timedelta(minutes=1), citizen=phone))
+    joined_first = await cluster_step(table, "k", own, SETTINGS, now)
+    assert joined_first.case_id == first.case_id  # same text: clustered under the first
+    again = _fp(_msg("calls", "x9", "yine su yok", at=follow_at, citizen=phone))
+    attach = await cluster_step(table, "k", again, SETTINGS, follow_at)
+    assert attach.kind is DecisionKind.ATTACH_SAME_CITIZEN and attach.matched == "whatsapp:SM0"
+    assert attach.case_id == first.case_id  # the case the citizen's report belongs to
+
+    # Long after the horizon, a report on the key deletes the expired buckets.
+    far = follow_at + SETTINGS.horizon + timedelta(days=5)
+    fresh = _fp(_msg("email", "m2@x", "başka bir konu tamamen", at=far))
+    before = table.writes
+    assert (await cluster_step(table, "k", fresh, SETTINGS, far)).kind is DecisionKind.NEW
+    assert table.writes == before + 1
+    assert sorted(table) == [bucket_key("k", fresh.received_at)]  # the rest were expired
