@@ -25,6 +25,8 @@ from connectors.state import ConnectorState
 from connectors.whatsapp import build_whatsapp_intake, build_whatsapp_router
 from infra.settings import Settings
 from sinks.blobstore import BlobStore
+from sinks.replies.links import media_router
+from sinks.replies.wiring import media_links
 
 __all__ = ["BodySizeLimit", "build_from_settings", "create_web_app"]
 
@@ -142,6 +144,8 @@ def create_web_app(
     app.include_router(build_intake_router(settings, publisher, blobs))
     app.include_router(build_calls_router(settings, calls))
     app.include_router(build_whatsapp_router(whatsapp))
+    # Collages sent to citizens, behind signed links that expire (sinks.replies.links).
+    app.include_router(media_router(media_links(settings.replies, settings.public_base_url), blobs))
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.web.max_body_bytes)
 
     @app.get("/healthz", tags=["probes"])

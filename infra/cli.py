@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from infra.logs import configure_logging
+from infra.operators import add_operator_commands
 from infra.settings import Settings, load_settings
 
 __all__ = ["main"]
@@ -121,6 +122,22 @@ def _web(settings: Settings, _args: argparse.Namespace) -> int:
         proxy_headers=True,
     )
     return 0
+
+
+def _outbound(settings: Settings, _args: argparse.Namespace) -> int:
+    """Replies to citizens and reminders to units (``sinks.outbound``) until SIGTERM."""
+    import signal
+
+    from sinks import outbound
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await outbound.run(settings, stop)
+
+    return asyncio.run(run())
 
 
 def _up(settings: Settings, _args: argparse.Namespace) -> int:
@@ -260,6 +277,9 @@ def _parser() -> argparse.ArgumentParser:
     db.set_defaults(run=_db)
     sub.add_parser("worker", help="run the stream worker").set_defaults(run=_worker)
     sub.add_parser("web", help="run the web server (intake API)").set_defaults(run=_web)
+    sub.add_parser("outbound", help="send replies to citizens and reminders to units").set_defaults(
+        run=_outbound
+    )
     sub.add_parser("up", help="broker, topics, worker and web together").set_defaults(run=_up)
     connector = sub.add_parser("connector", help="run one channel connector")
     connector.add_argument("name", choices=CONNECTORS)
@@ -294,6 +314,7 @@ def _parser() -> argparse.ArgumentParser:
     inject = sub.add_parser("inject", help="publish sample submissions from a JSON-lines file")
     inject.add_argument("file")
     inject.set_defaults(run=_inject)
+    add_operator_commands(sub)
     return parser
 
 

@@ -12,6 +12,10 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sinks.collage import CollageSettings
+from sinks.mail import SmtpSettings
+from sinks.replies.settings import ReplySettings
+from streams.chasing import ChasingSettings
 from streams.classify.classifier import ClassifierSettings
 from streams.cluster.logic import ClusterSettings
 from streams.deadlines import DeadlineSettings
@@ -248,6 +252,10 @@ class Settings(BaseSettings):
     deadlines: DeadlineSettings = DeadlineSettings()
     classifier: ClassifierSettings = ClassifierSettings()
     cluster: ClusterSettings = ClusterSettings()
+    mail: SmtpSettings = SmtpSettings()
+    chasing: ChasingSettings = ChasingSettings()
+    replies: ReplySettings = ReplySettings()
+    collage: CollageSettings = CollageSettings()
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -258,6 +266,8 @@ class Settings(BaseSettings):
             # The salt of the hashed citizen keys in the clustering window: a known salt
             # makes those hashes reversible by trying every phone number.
             "INTAKE_CLUSTER__SALT": self.cluster.salt,
+            # Signs the expiring links to collages sent to citizens.
+            "INTAKE_REPLIES__MEDIA_LINK_SECRET": self.replies.media_link_secret,
         }
         for name, secret in secrets.items():
             if secret.get_secret_value() in (PLACEHOLDER_SECRET, ""):
@@ -286,6 +296,11 @@ class Settings(BaseSettings):
     def connector_state_dir(self) -> Path:
         """Where connectors keep their cursors, outboxes and health."""
         return (self.connectors.state_dir or self.data_dir / "connectors").resolve()
+
+    @property
+    def public_base_url(self) -> str:
+        """Where citizens and providers reach the web server (links in replies)."""
+        return (self.web.public_url or f"http://{self.web.host}:{self.web.port}").rstrip("/")
 
     @property
     def faust_data_dir(self) -> Path:

@@ -1,5 +1,6 @@
-"""``intake up``: the broker (when none answers), topics, the worker and the web server in one
-supervised process group. A child that dies is restarted with backoff; Ctrl-C stops them all."""
+"""``intake up``: the broker (when none answers), topics, the worker, the web server and the
+outbound sender (replies, reminders) in one supervised process group. A child that dies is
+restarted with backoff; Ctrl-C stops them all."""
 
 from __future__ import annotations
 
@@ -61,7 +62,11 @@ class Supervisor:
         self.broker = BundledKafka(settings)
         self.started_broker = False
         cli = [sys.executable, "-m", "infra.cli"]
-        self.children = [_Child("worker", [*cli, "worker"]), _Child("web", [*cli, "web"])]
+        self.children = [
+            _Child("worker", [*cli, "worker"]),
+            _Child("web", [*cli, "web"]),
+            _Child("outbound", [*cli, "outbound"]),  # replies to citizens, reminders to units
+        ]
         connectors = settings.connectors
         for name, section in (
             ("imap", connectors.imap),

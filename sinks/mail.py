@@ -13,7 +13,7 @@ import logging
 import smtplib
 import ssl
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
 from typing import Literal
 
@@ -64,6 +64,8 @@ class SmtpMailer:
         """Add the headers every message needs (idempotent)."""
         if "From" not in message:
             message["From"] = self.sender
+        if "Date" not in message:
+            message["Date"] = formatdate(localtime=False, usegmt=True)
         if "Message-ID" not in message:
             domain = self.settings.from_address.rpartition("@")[2] or None
             message["Message-ID"] = make_msgid(domain=domain)

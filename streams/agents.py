@@ -9,6 +9,9 @@ intake.cases     ─route────►  units.<unit> | districts.<ilce> | exte
                                intake.replies), intake.emergency, intake.review,
                                intake.cases (routed; answered for calls resolved on the line)
 intake.cases     ─record───►  case store (batched, idempotent)
+units.responses  ─answer───►  intake.cases (answered, extended, rerouted), intake.replies (an
+                               answer to every reporter, with the before/after collage),
+                               intake.review (a case a unit says is not theirs)
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from typing import Any, cast
 import faust
 from faust.types import EventT
 
-from schemas.case import CaseEvent, CaseEventKind
+from schemas.case import CaseEvent, CaseEventKind, UnitResponse
 from schemas.common import Contract, utc_now
 from schemas.message import CitizenMessage
 from schemas.raw import RawEvent
 from sinks.store import CaseStore
+from streams.answers import AnswerDesk
 from streams.classify.classifier import Classifier
 from streams.cluster.logic import (
     ClusterSettings,
@@ -38,6 +42,7 @@ from streams.cluster.logic import (
 )
 from streams.cluster.state import cluster_step, declare_cluster_table
 from streams.deadletter import EventGuard
+from streams.deadlines import WorkingCalendar
 from streams.normalize import normalize
 from streams.routing import open_case, route_case
 from streams.topics import Topics
@@ -56,10 +61,13 @@ def register_agents(
     classifier: Classifier,
     cluster_settings: ClusterSettings,
     *,
+    calendar: WorkingCalendar,
+    desk: AnswerDesk | None,
     batch_size: int,
     batch_within_s: float,
 ) -> None:
-    """Attach the pipeline's agents to ``app``. ``store`` None runs without the case store."""
+    """Attach the pipeline's agents to ``app``. ``store`` None runs without the case store;
+    ``desk`` None without the agent that handles units' answers (it needs the store)."""
 
     def each_event(
         stage: str, handler: Callable[[EventT[Any]], Awaitable[None]]
@@ -142,7 +150,7 @@ def register_agents(
         case_event = CaseEvent.from_bytes(event.value)
         if case_event.kind is not CaseEventKind.CREATED:
             return
-        routing = route_case(case_event, utc_now(), classifier.settings.review_threshold)
+        routing = route_case(case_event, utc_now(), classifier.settings.review_threshold, calendar)
         key = case_event.case_id.encode()
         sends: list[tuple[str, bytes, Contract]] = [
             (topic, key, item) for topic, item in routing.work_items
@@ -155,6 +163,20 @@ def register_agents(
         sends += [("intake.cases", key, step) for step in routing.events]
         for topic, record_key, payload in sends:
             await topics.named(topic).send(key=record_key, value=payload.to_bytes(), headers=_JSON)
+
+    async def _answer(event: EventT[Any]) -> None:
+        assert desk is not None
+        response = UnitResponse.from_bytes(event.value)
+        outcome = await desk.handle(response)
+        key = response.case_id.encode()
+        for step in outcome.events:
+            await topics.cases.send(key=key, value=step.to_bytes(), headers=_JSON)
+        if outcome.review is not None:
+            await topics.review.send(key=key, value=outcome.review.to_bytes(), headers=_JSON)
+        for reply in outcome.replies:
+            await topics.replies.send(
+                key=reply.reply_id.encode(), value=reply.to_bytes(), headers=_JSON
+            )
 
     async def _record(cases: list[CaseEvent]) -> None:
         assert store is not None
@@ -169,6 +191,8 @@ def register_agents(
     # One event at a time per partition: each step reads, decides and writes back its key.
     app.agent(topics.cluster, name="cluster", concurrency=1)(each_event("cluster", _cluster))
     app.agent(topics.cases, name="route")(each_event("route", _route))
+    if desk is not None:
+        app.agent(topics.responses, name="answer")(each_event("answer", _answer))
     if store is not None:
         app.agent(topics.cases, name="record")(
             in_batches("record", CaseEvent, _record, batch_size, batch_within_s)

@@ -14,10 +14,13 @@ from typing import Any
 import faust
 
 from infra.settings import Settings
+from sinks.blobstore import BlobStore
 from sinks.store import CaseStore
 from streams.agents import register_agents
+from streams.answers import AnswerDesk
 from streams.classify.classifier import Classifier
 from streams.deadletter import EventGuard
+from streams.deadlines import WorkingCalendar
 from streams.topics import Topics, declare_topics
 
 __all__ = ["build_worker_app", "create_app", "ready_file"]
@@ -78,6 +81,17 @@ def build_worker_app(settings: Settings, store: CaseStore | None) -> tuple[faust
         attempts=settings.worker.retry_attempts,
         backoff_s=settings.worker.retry_backoff_s,
     )
+    calendar = WorkingCalendar(settings.deadlines)
+    desk = (
+        AnswerDesk(
+            store,
+            BlobStore(settings.blob_dir, settings.blobs.max_bytes),
+            calendar,
+            settings.collage,
+        )
+        if store is not None
+        else None
+    )
     register_agents(
         app,
         topics,
@@ -85,6 +99,8 @@ def build_worker_app(settings: Settings, store: CaseStore | None) -> tuple[faust
         store,
         Classifier.load(settings.classifier),  # fails fast on a stale or missing model
         settings.cluster,
+        calendar=calendar,
+        desk=desk,
         batch_size=settings.worker.store_batch_size,
         batch_within_s=settings.worker.store_batch_within_s,
     )

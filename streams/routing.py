@@ -31,6 +31,8 @@ from schemas.work import (
     ReviewItem,
     UnitWorkItem,
 )
+from streams.deadlines import WorkingCalendar
+from streams.lifecycle import case_deadline, due_at
 from streams.pii import mask_personal_data
 
 __all__ = [
@@ -133,6 +135,9 @@ def _notice(created: CaseEvent, msg: CitizenMessage, route: Route) -> ReplyReque
         recipient=recipient,
         text=text,
         in_reply_to=msg.message_id,
+        tracking_number=created.tracking_number,
+        subject=msg.subject,
+        last_inbound_at=msg.received_at,
     )
 
 
@@ -150,14 +155,20 @@ def _emergency(created: CaseEvent, msg: CitizenMessage, cls: Classification) -> 
     )
 
 
-def route_case(created: CaseEvent, now: datetime, review_threshold: float = 0.0) -> Routing:
+def route_case(
+    created: CaseEvent,
+    now: datetime,
+    review_threshold: float = 0.0,
+    calendar: WorkingCalendar | None = None,
+) -> Routing:
     """Send a new case where it must go.
 
     A call the operator resolved on the line is answered at once (no body is bothered). Any
     other case goes to its unit, or is forwarded to the district municipality or outside body
     in charge (and the citizen is told to whom); an urgent one is also handed off at once
     (112, or ALO 183 for abuse); a public post or an unsure classification also goes to the
-    social-media team's review.
+    social-media team's review. With a ``calendar`` the case's legal clock starts: the
+    work item and the ``routed`` events carry the due date, the rule and the calendar.
     """
     if created.message is None or created.classification is None:
         raise ValueError("a case can be routed only from its 'created' event with a classification")
@@ -194,6 +205,9 @@ def route_case(created: CaseEvent, now: datetime, review_threshold: float = 0.0)
         )
         return Routing((), review, None, (), (answered,))
     route = _target(cls)
+    deadline = case_deadline(msg, cls, calendar) if calendar is not None else None
+    due = due_at(deadline) if deadline is not None else None
+    clock = f"süre: {deadline.rule}; takvim: {deadline.calendar}" if deadline else None
     common = {
         "case_id": created.case_id,
         "tracking_number": created.tracking_number,
@@ -206,6 +220,7 @@ def route_case(created: CaseEvent, now: datetime, review_threshold: float = 0.0)
         "photos": tuple(a for a in msg.attachments if a.content_type.startswith("image/")),
         "channel": msg.channel,
         "received_at": msg.received_at,
+        "due": due,
     }
     item: UnitWorkItem | ForwardedWorkItem
     notices: tuple[ReplyRequest, ...] = ()
@@ -238,6 +253,8 @@ def route_case(created: CaseEvent, now: datetime, review_threshold: float = 0.0)
             at=now,
             classification=cls,
             route=r,
+            due=due,
+            note=clock,
         )
         for r in routes
     )

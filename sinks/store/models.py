@@ -1,8 +1,11 @@
 """The case store's tables, as typed SQLAlchemy 2 declarative models.
 
-Three tables: ``cases`` (one row per case, derived from its events), ``case_events`` (the
-events themselves, keyed by their stable ``event_id`` so a replay is a no-op) and
-``case_reports`` (one row per citizen message that belongs to a case). The Alembic
+``cases`` (one row per case, derived from its events), ``case_events`` (the events
+themselves, keyed by their stable ``event_id`` so a replay is a no-op), ``case_reports``
+(one row per citizen message that belongs to a case) and ``answered_cases`` (one row per
+answered case, derived from the same events) are written together by ``CaseStore.apply``.
+``case_replies`` logs every reply sent (or not) to a citizen, keyed by ``reply_id``, and
+``callbacks`` holds the phone calls the feedback operators owe citizens. The Alembic
 revisions in ``infra/migrations`` create the same tables; keep the two in step.
 """
 
@@ -13,9 +16,11 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
+    Integer,
     MetaData,
     String,
     Text,
@@ -24,7 +29,17 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "CaseEventRow", "CaseReportRow", "CaseRow", "JsonDocument", "UtcTimestamp"]
+__all__ = [
+    "AnsweredCaseRow",
+    "Base",
+    "CallbackRow",
+    "CaseEventRow",
+    "CaseReplyRow",
+    "CaseReportRow",
+    "CaseRow",
+    "JsonDocument",
+    "UtcTimestamp",
+]
 
 #: JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere (SQLite).
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
@@ -89,10 +104,10 @@ class CaseRow(Base):
     district: Mapped[str | None] = mapped_column(String(64))
     responsible: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
-    received_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(index=True)  # the monthly report's range
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-    due: Mapped[datetime | None]
+    due: Mapped[datetime | None] = mapped_column(index=True)  # open cases by deadline
     subject: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
     citizen: Mapped[dict[str, Any]]
@@ -124,3 +139,70 @@ class CaseReportRow(Base):
     channel: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime]
     citizen: Mapped[dict[str, Any]]
+    subject: Mapped[str | None] = mapped_column(Text)
+
+
+class AnsweredCaseRow(Base):
+    """One answered case: the latest answer and the case facts a report needs, side by side."""
+
+    __tablename__ = "answered_cases"
+
+    case_id: Mapped[str] = mapped_column(String(128), ForeignKey("cases.case_id"), primary_key=True)
+    tracking_number: Mapped[str] = mapped_column(String(64))
+    unit: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(String(255))
+    type: Mapped[str | None] = mapped_column(String(32))
+    district: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime]
+    due: Mapped[datetime | None]
+    answered_at: Mapped[datetime]
+    answer_event_id: Mapped[str] = mapped_column(String(64))
+    answered_by: Mapped[str | None] = mapped_column(String(64))
+    response_status: Mapped[str | None] = mapped_column(String(16))
+    answer: Mapped[str | None] = mapped_column(Text)
+    responder: Mapped[str | None] = mapped_column(String(255))
+    after_photos: Mapped[int] = mapped_column(Integer)
+    on_time: Mapped[bool | None] = mapped_column(Boolean)
+    reporters: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
+class CaseReplyRow(Base):
+    """One reply to a citizen and how it went; the recipient is kept masked only.
+
+    No foreign key to ``cases``: replies are sent by another agent than the one that
+    records the case, so a reply may be logged before its case reaches the store.
+    """
+
+    __tablename__ = "case_replies"
+
+    reply_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    provider_id: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(300))
+    recipient_masked: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CallbackRow(Base):
+    """A phone call a feedback operator owes a citizen. ``phone`` is personal data, on purpose."""
+
+    __tablename__ = "callbacks"
+
+    callback_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(128), index=True)
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
+    phone: Mapped[str] = mapped_column(String(64))
+    citizen_name: Mapped[str | None] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    operator: Mapped[str | None] = mapped_column(String(255))
+    note: Mapped[str | None] = mapped_column(Text)

@@ -1,8 +1,9 @@
-"""What the case store knows about a case, derived from its events by a plain function.
+"""What the case store knows about a case, derived from its events by plain functions.
 
-The row in ``cases`` is never edited field by field: it is recomputed from every recorded
-event of the case, in a fixed order. The result therefore does not depend on the order or
-the number of times the events arrived, which is what makes the store safe to replay.
+The rows in ``cases`` and ``answered_cases`` are never edited field by field: they are
+recomputed from every recorded event of the case (:func:`derive_case`,
+:func:`derive_answer`). The result therefore does not depend on the order or the number of
+times the events arrived, which is what makes the store safe to replay.
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from schemas.case import CaseEvent, CaseEventKind, MessageType, Responsible, Urg
 from schemas.common import AttachmentRef, Channel, CitizenContact, GeoPoint
 from schemas.message import CitizenMessage
 
-__all__ = ["CaseRecord", "CaseStatus", "derive_case", "event_order"]
+__all__ = [
+    "AnsweredRecord",
+    "CaseOutcome",
+    "CaseRecord",
+    "CaseReport",
+    "CaseStatus",
+    "derive_answer",
+    "derive_case",
+    "event_order",
+]
 
 
 class CaseStatus(StrEnum):
@@ -30,7 +40,7 @@ class CaseStatus(StrEnum):
 _STATUS_RANK = {CaseStatus.OPEN: 0, CaseStatus.ANSWERED: 1, CaseStatus.CLOSED: 2}
 _KIND_STATUS = {
     CaseEventKind.ANSWERED: CaseStatus.ANSWERED,
-    CaseEventKind.REPLIED: CaseStatus.ANSWERED,  # a reply is only sent for an answered case
+    # 'replied' changes nothing: notices (forwarded, extended) are replies to open cases.
     CaseEventKind.CLOSED: CaseStatus.CLOSED,
 }
 _KIND_RANK = {kind: rank for rank, kind in enumerate(CaseEventKind)}
@@ -127,3 +137,111 @@ def derive_case(events: Iterable[CaseEvent]) -> CaseRecord | None:
         location=message.location,
         attachments=message.attachments,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AnsweredRecord:
+    """An answered case as ``answered_cases`` keeps it: the winning answer plus case facts.
+
+    ``answered_at`` is the unit's ``responded_at`` (the event's time for an answer without a
+    unit response, e.g. a call resolved on the line). ``on_time`` is ``answered_at <= due``,
+    ``None`` when the case has no due date. ``reporters`` counts the citizen messages on the
+    case (the first report and every duplicate attached to it). ``updated_at`` is the time of
+    the case's latest event, not of the write, so replaying the events rewrites the same row.
+    The case facts (unit, due …) are the case's current ones, as in ``cases``.
+    """
+
+    case_id: str
+    tracking_number: str
+    unit: str | None
+    channel: Channel
+    source: str | None
+    type: MessageType | None
+    district: str | None
+    received_at: datetime
+    due: datetime | None
+    answered_at: datetime
+    answer_event_id: str
+    answered_by: str | None
+    response_status: str | None
+    answer: str | None
+    responder: str | None
+    after_photos: int
+    on_time: bool | None
+    reporters: int
+    updated_at: datetime
+
+
+def _answer_order(event: CaseEvent) -> tuple[datetime, datetime, str]:
+    answered_at = event.response.responded_at if event.response is not None else event.at
+    return (answered_at, event.at, event.event_id)
+
+
+def derive_answer(record: CaseRecord, events: Iterable[CaseEvent]) -> AnsweredRecord | None:
+    """The answered-case record of a case from its derived state and all of its events.
+
+    ``None`` while no ``answered`` event is known. When a unit answers twice (it corrects its
+    answer), the latest answer by ``responded_at`` wins; ties fall to the event's time and
+    then its id, so the winner does not depend on the arrival order.
+    """
+    unique = {event.event_id: event for event in events}.values()
+    answers = [e for e in unique if e.kind is CaseEventKind.ANSWERED]
+    if not answers:
+        return None
+    latest = max(answers, key=_answer_order)
+    answered_at = _answer_order(latest)[0]
+    response = latest.response
+    reports = {
+        e.message.message_id
+        for e in unique
+        if e.kind in (CaseEventKind.CREATED, CaseEventKind.ATTACHED) and e.message is not None
+    }
+    return AnsweredRecord(
+        case_id=record.case_id,
+        tracking_number=record.tracking_number,
+        unit=record.unit or (response.unit if response else None),
+        channel=record.channel,
+        source=record.source,
+        type=record.type,
+        district=record.district,
+        received_at=record.received_at,
+        due=record.due,
+        answered_at=answered_at,
+        answer_event_id=latest.event_id,
+        answered_by=response.unit if response else None,
+        response_status=response.status if response else None,
+        answer=response.answer if response else latest.note,
+        responder=response.responder if response else None,
+        after_photos=len(response.after_photos) if response else 0,
+        on_time=answered_at <= record.due if record.due is not None else None,
+        reporters=len(reports),
+        updated_at=record.updated_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CaseReport:
+    """One citizen message on a case (``case_reports``); ``citizen`` is personal data."""
+
+    message_id: str
+    case_id: str
+    tracking_number: str
+    channel: Channel
+    received_at: datetime
+    subject: str | None
+    citizen: CitizenContact
+
+
+@dataclass(frozen=True, slots=True)
+class CaseOutcome:
+    """The few facts of a case the monthly report counts (no text, no personal data)."""
+
+    case_id: str
+    unit: str | None
+    channel: Channel
+    type: MessageType | None
+    status: CaseStatus
+    received_at: datetime
+    due: datetime | None
+    answered_at: datetime | None
+    on_time: bool | None

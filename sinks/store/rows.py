@@ -6,15 +6,31 @@ Kept apart from the SQL so both directions sit side by side and stay symmetrical
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 from schemas.case import CaseEvent, MessageType, Responsible, Urgency
 from schemas.common import AttachmentRef, Channel, CitizenContact, GeoPoint
 from schemas.message import CitizenMessage
-from sinks.store.records import CaseRecord, CaseStatus
+from sinks.store.records import (
+    AnsweredRecord,
+    CaseOutcome,
+    CaseRecord,
+    CaseReport,
+    CaseStatus,
+)
 
-__all__ = ["case_values", "event_values", "record_from_row", "report_values"]
+__all__ = [
+    "answer_from_row",
+    "answer_values",
+    "case_values",
+    "event_values",
+    "outcome_from_row",
+    "record_from_row",
+    "report_from_row",
+    "report_values",
+]
 
 
 def case_values(record: CaseRecord) -> dict[str, Any]:
@@ -88,4 +104,49 @@ def report_values(case_id: str, message: CitizenMessage) -> dict[str, Any]:
         "channel": message.channel.value,
         "received_at": message.received_at,
         "citizen": message.citizen.model_dump(mode="json"),
+        "subject": message.subject,
     }
+
+
+def report_from_row(row: Mapping[Any, Any]) -> CaseReport:
+    """A citizen report from a ``case_reports`` row, the inverse of :func:`report_values`."""
+    return CaseReport(
+        message_id=row["message_id"],
+        case_id=row["case_id"],
+        tracking_number=row["tracking_number"],
+        channel=Channel(row["channel"]),
+        received_at=row["received_at"],
+        subject=row["subject"],
+        citizen=CitizenContact.model_validate(row["citizen"]),
+    )
+
+
+def answer_values(answer: AnsweredRecord) -> dict[str, Any]:
+    """The ``answered_cases`` row of an answered-case record."""
+    values = {field.name: getattr(answer, field.name) for field in fields(AnsweredRecord)}
+    values["channel"] = answer.channel.value
+    values["type"] = answer.type.value if answer.type else None
+    return values
+
+
+def answer_from_row(row: Mapping[Any, Any]) -> AnsweredRecord:
+    """An answered-case record from its row, the inverse of :func:`answer_values`."""
+    values = {field.name: row[field.name] for field in fields(AnsweredRecord)}
+    values["channel"] = Channel(row["channel"])
+    values["type"] = MessageType(row["type"]) if row["type"] else None
+    return AnsweredRecord(**values)
+
+
+def outcome_from_row(row: Mapping[Any, Any]) -> CaseOutcome:
+    """A report's view of a case from a ``cases`` row joined with ``answered_cases``."""
+    return CaseOutcome(
+        case_id=row["case_id"],
+        unit=row["unit"],
+        channel=Channel(row["channel"]),
+        type=MessageType(row["type"]) if row["type"] else None,
+        status=CaseStatus(row["status"]),
+        received_at=row["received_at"],
+        due=row["due"],
+        answered_at=row["answered_at"],
+        on_time=row["on_time"],
+    )

@@ -6,12 +6,12 @@ from infra.settings import Settings
 
 def test_nested_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("INTAKE_KAFKA__BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
-    monkeypatch.setenv("INTAKE_DB__URL", "postgresql+psycopg://u:secret@db/intake")
+    monkeypatch.setenv("INTAKE_DB__URL", "postgresql+psycopg://u:pa55-Wx7q@db/intake")
     monkeypatch.setenv("INTAKE_DATA_DIR", str(tmp_path))
     settings = Settings(_env_file=None)
     assert settings.kafka.bootstrap_servers == "k1:9092,k2:9092"
     assert settings.database_url.endswith("@db/intake")
-    assert "secret" not in repr(settings)  # secrets are SecretStr
+    assert "pa55-Wx7q" not in repr(settings)  # secrets are SecretStr
     assert settings.blob_dir == (tmp_path / "blobs").resolve()
 
 
@@ -29,10 +29,18 @@ def test_env_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
 
 
 def test_placeholder_secrets_refused_in_production() -> None:
-    real_token = {"api_token": "s3cr3t-value"}
-    with pytest.raises(ValidationError, match="API_TOKEN"):
-        Settings(_env_file=None, env="production", cluster={"salt": "pepper-1"})
-    with pytest.raises(ValidationError, match="CLUSTER__SALT"):
-        Settings(_env_file=None, env="production", web=real_token)
-    Settings(_env_file=None, env="production", web=real_token, cluster={"salt": "pepper-1"})
+    real = {
+        "web": {"api_token": "s3cr3t-value"},
+        "cluster": {"salt": "pepper-1"},
+        "replies": {"media_link_secret": "link-key-1"},
+    }
+    for section, name in [
+        ("web", "API_TOKEN"),
+        ("cluster", "CLUSTER__SALT"),
+        ("replies", "MEDIA_LINK_SECRET"),
+    ]:
+        others = {k: v for k, v in real.items() if k != section}
+        with pytest.raises(ValidationError, match=name):
+            Settings(_env_file=None, env="production", **others)
+    Settings(_env_file=None, env="production", **real)
     Settings(_env_file=None, env="development")  # placeholders are fine off production

@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
 
 from sinks.errors import StoreUnavailable
 from sinks.store import CaseStore
-from sinks.store.models import Base
 from tests.integration.postgres import PostgresServer
 from tests.integration.services import free_port
-from tests.sinks.test_store import STORE_SCENARIOS, Scenario, scenario_id
+from tests.sinks.test_store import (
+    STORE_SCENARIOS,
+    Scenario,
+    check_models_match_migrations,
+    scenario_id,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -39,13 +40,7 @@ def test_store_on_postgres(scenario: Scenario, store: CaseStore, database_url: s
 
 
 def test_migrations_match_the_models(store: CaseStore, database_url: str) -> None:
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, Base.metadata) == []
-    finally:
-        engine.dispose()
+    check_models_match_migrations(database_url)
 
 
 def test_plain_postgresql_url_uses_psycopg(database_url: str) -> None:

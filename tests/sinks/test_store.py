@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from schemas.case import (
@@ -28,6 +30,8 @@ from schemas.ids import case_event_id, message_id, tracking_number
 from schemas.message import CitizenMessage
 from sinks.errors import StoreUnavailable, UnknownCase
 from sinks.store import CaseStatus, CaseStore, derive_case
+from sinks.store.models import Base
+from sinks.store.rows import case_values, event_values, report_values
 
 T0 = datetime(2025, 3, 3, 7, 15, 0, 123456, tzinfo=UTC)  # a Monday morning
 ISTANBUL = timezone(timedelta(hours=3))
@@ -241,6 +245,54 @@ def check_migrate_twice_is_harmless(store: CaseStore, url: str) -> None:
     assert (store.count_cases(), store.count_events()) == (1, 1)
 
 
+def check_reports_of_a_case(store: CaseStore, url: str) -> None:
+    case = Case()
+    attached = case.attached(T0 + timedelta(minutes=5))
+    assert attached.message is not None
+    store.apply([attached, case.created()])
+    reports = store.reports_of(case.case_id)
+    assert [r.message_id for r in reports] == [case.first.message_id, attached.message.message_id]
+    first, second = reports
+    assert (first.channel, second.channel) == (Channel.WHATSAPP, Channel.CALLS)
+    assert first.subject == "Su arızası" and first.received_at == T0
+    assert first.tracking_number == case.first.tracking_number != second.tracking_number
+    assert first.citizen.phone == "+905321234567"
+    assert store.reports_of("case:yok") == []
+
+
+def check_open_cases_with_due(store: CaseStore, url: str) -> None:
+    later, sooner, unrouted, answered = (Case(f"wamid.{n}") for n in range(4))
+    store.apply([c.created() for c in (later, sooner, unrouted, answered)])
+    soon_due = sooner.routed(T0)  # due 2025-03-24 20:59:59Z
+    late_due = later.event(
+        CaseEventKind.ROUTED, T0, classification=CLASSIFIED, due=datetime(2025, 4, 1, tzinfo=UTC)
+    )
+    store.apply([late_due, soon_due, answered.routed(T0)])
+    store.apply([answered.plain(CaseEventKind.ANSWERED, T0 + timedelta(days=1))])
+    due = store.open_cases_with_due()
+    assert [r.case_id for r in due] == [sooner.case_id, later.case_id]
+    assert due[0].due == datetime(2025, 3, 24, 20, 59, 59, tzinfo=UTC)
+
+
+def check_what_a_chaser_sees(store: CaseStore, url: str) -> None:
+    case, other = Case(), Case("wamid.other")
+    reminded = case.plain(CaseEventKind.REMINDED, T0 + timedelta(days=8), step="birim")
+    store.apply([case.created(), case.routed(T0), reminded, other.created()])
+    assert store.kinds_recorded(case.case_id) == {
+        CaseEventKind.CREATED,
+        CaseEventKind.ROUTED,
+        CaseEventKind.REMINDED,
+    }
+    assert store.kinds_recorded("case:yok") == set()
+    ids = store.event_ids_of([case.case_id, other.case_id, "case:yok"])
+    assert ids == {
+        case.case_id: {e.event_id for e in store.history(case.case_id)},
+        other.case_id: {other.created().event_id},
+        "case:yok": set(),
+    }
+    assert reminded.event_id in ids[case.case_id]
+
+
 STORE_SCENARIOS: tuple[Scenario, ...] = (
     check_replay_is_idempotent,
     check_out_of_order_batch,
@@ -250,7 +302,45 @@ STORE_SCENARIOS: tuple[Scenario, ...] = (
     check_history_order,
     check_datetimes_are_aware_utc,
     check_migrate_twice_is_harmless,
+    check_reports_of_a_case,
+    check_open_cases_with_due,
+    check_what_a_chaser_sees,
 )
+
+
+def check_migration_0002_fills_report_subjects(url: str) -> None:
+    """A store of revision 0001 with reports gets their subjects when migrated to head."""
+    case = Case()
+    call = make_message("call-9", SAME_PIPE, at=T0 + timedelta(minutes=5), channel=Channel.CALLS)
+    call = call.model_copy(update={"subject": "Yol çöktü"})
+    attached = case.event(CaseEventKind.ATTACHED, call.received_at, "call-9", message=call)
+    record = derive_case([case.created(), attached])
+    assert record is not None
+    with CaseStore(url) as old:
+        old.migrate_to("0001")
+        with old.writing() as conn:  # rows as revision 0001 wrote them: no subject column
+            conn.execute(Base.metadata.tables["cases"].insert(), case_values(record))
+            events = [event_values(e, recorded_at=T0) for e in (case.created(), attached)]
+            conn.execute(Base.metadata.tables["case_events"].insert(), events)
+            reports = [
+                {k: v for k, v in report_values(case.case_id, m).items() if k != "subject"}
+                for m in (case.first, call)
+            ]
+            conn.execute(Base.metadata.tables["case_reports"].insert(), reports)
+        old.migrate()
+        subjects = {r.message_id: r.subject for r in old.reports_of(case.case_id)}
+    assert subjects == {case.first.message_id: "Su arızası", call.message_id: "Yol çöktü"}
+
+
+def check_models_match_migrations(url: str) -> None:
+    """The tables the revisions create are the tables the models declare."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
 
 
 def scenario_id(scenario: Scenario) -> str:
@@ -273,6 +363,14 @@ def store(sqlite_url: str) -> Iterator[CaseStore]:
 @pytest.mark.parametrize("scenario", STORE_SCENARIOS, ids=scenario_id)
 def test_store_on_sqlite(scenario: Scenario, store: CaseStore, sqlite_url: str) -> None:
     scenario(store, sqlite_url)
+
+
+def test_migration_0002_fills_report_subjects(sqlite_url: str) -> None:
+    check_migration_0002_fills_report_subjects(sqlite_url)
+
+
+def test_models_match_migrations_on_sqlite(store: CaseStore, sqlite_url: str) -> None:
+    check_models_match_migrations(sqlite_url)
 
 
 def test_sqlite_uses_wal(store: CaseStore, sqlite_url: str) -> None:
@@ -305,3 +403,14 @@ def test_derive_case_needs_a_report() -> None:
 def test_derive_case_refuses_mixed_cases() -> None:
     with pytest.raises(ValueError, match="several cases"):
         derive_case([Case().created(), Case("wamid.other").created()])
+
+
+def test_a_notice_sent_to_the_citizen_leaves_the_case_open() -> None:
+    """'replied' follows notices too (forwarded, extended): only an answer closes the loop."""
+    case = Case()
+    notice = case.event(CaseEventKind.REPLIED, T0 + timedelta(minutes=1), "notice")
+    record = derive_case([case.created(), notice])
+    assert record is not None and record.status is CaseStatus.OPEN
+    answered = case.event(CaseEventKind.ANSWERED, T0 + timedelta(days=1), "answer")
+    record = derive_case([case.created(), notice, answered])
+    assert record is not None and record.status is CaseStatus.ANSWERED
