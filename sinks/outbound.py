@@ -22,7 +22,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from connectors.publisher import KafkaPublisher
+from connectors.publisher import KafkaPublisher, Publisher
 from connectors.state import OutRecord
 from infra.settings import Settings
 from schemas.case import CaseEvent
@@ -57,7 +57,7 @@ class Replier:
         self,
         store: CaseStore,
         senders: dict[Channel, ReplySender],
-        publisher: KafkaPublisher,
+        publisher: Publisher,
         settings: Settings,
     ) -> None:
         self.store = store

@@ -220,3 +220,33 @@ async def test_whatsapp_photo_to_answer_with_collage_on_the_citizens_channel(
     assert reply.status.value == "sent" and CITIZEN not in reply.recipient_masked
     answered = store.get_answer(case_id)
     assert answered is not None and answered.on_time is True
+
+    # A bad payload and an answer to a case nobody opened go to the dead-letter topic with
+    # the reason; the answer agent goes on.
+    unknown = UnitResponse(
+        case_id="153-ZZZZZ-ZZZZZZ",
+        unit="su-kanalizasyon",
+        status="resolved",
+        answer="Yapıldı.",
+        responded_at=datetime.now(UTC),
+    )
+    bad_key, unknown_key = f"bad-{uuid.uuid4().hex}".encode(), b"153-ZZZZZ-ZZZZZZ"
+    await produce(
+        env.bootstrap,
+        "units.responses",
+        [(bad_key, b'{"case_id": "153-'), (unknown_key, unknown.to_bytes())],
+    )
+    dead = await read_until(
+        env.bootstrap,
+        ["intake.deadletter"],
+        lambda s: {bad_key, unknown_key} <= {r.key for r in s},
+        60,
+    )
+    reasons = {
+        r.key: {k: v.decode() for k, v in r.headers}
+        for r in dead
+        if r.key in (bad_key, unknown_key)
+    }
+    assert reasons[bad_key]["__intake.errors.stage"] == "answer"
+    assert "Invalid JSON" in reasons[bad_key]["__intake.errors.exception.message"]
+    assert reasons[unknown_key]["__intake.errors.exception.class"].endswith("UnknownCase")
