@@ -8,7 +8,8 @@ store keeps them in each case's history:
   is skipped, so a redelivery after a crash does not message the citizen twice. A phone
   reply becomes a callback task for the feedback operators. Other channels go through
   their sender with retries and backoff; the outcome is logged in the case store and
-  recorded as a ``replied`` or ``reply-failed`` event. A payload that is not a
+  recorded as a ``replied`` or ``reply-failed`` event; the first answer that reaches a
+  citizen also closes the case (``closed``). A payload that is not a
   ``ReplyRequest`` goes to the dead-letter topic with the reason; the loop goes on.
 * the **chaser** (``streams.chasing``) reminds units before a deadline and escalates after
   it, on the configured ladder, by e-mail.
@@ -25,9 +26,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from connectors.publisher import KafkaPublisher, Publisher
 from connectors.state import OutRecord
 from infra.settings import Settings
-from schemas.case import CaseEvent
+from schemas.case import CaseEvent, CaseEventKind
 from schemas.common import Channel, utc_now
 from schemas.deadletter import error_headers
+from schemas.ids import case_event_id
 from schemas.registry import DEADLETTER_TOPIC
 from schemas.work import ReplyRequest
 from sinks.blobstore import BlobStore
@@ -92,9 +94,23 @@ class Replier:
             error=str(outcome.error) if outcome.error else None,
         )
         tracking = request.tracking_number or request.case_id
-        event = outcome_event(request, outcome, utc_now(), tracking_number=tracking)
-        await self.publisher.publish(
-            CASES_TOPIC, event.case_id, event.to_bytes(), headers=list(_JSON)
+        now = utc_now()
+        event = outcome_event(request, outcome, now, tracking_number=tracking)
+        events = [event]
+        if outcome.ok and request.kind == "answer":
+            # The answer reached a citizen: the case is closed (once, whichever reporter).
+            events.append(
+                CaseEvent(
+                    event_id=case_event_id(request.case_id, CaseEventKind.CLOSED),
+                    case_id=request.case_id,
+                    tracking_number=tracking,
+                    kind=CaseEventKind.CLOSED,
+                    at=now,
+                    note=f"yanıt vatandaşa iletildi ({request.channel.value})",
+                )
+            )
+        await self.publisher.publish_many(
+            [OutRecord(CASES_TOPIC, e.case_id, e.to_bytes(), _JSON) for e in events]
         )
         return event
 

@@ -79,7 +79,10 @@ async def test_sent_once_even_when_the_request_comes_again(store: CaseStore) -> 
     assert len(mail.sent) == 1
     (logged,) = store.replies_for(CASE)
     assert logged.status is ReplyStatus.SENT and logged.provider_id == "<m1@adana>"
-    assert [e.kind for e in await _events(publisher)] == [CaseEventKind.REPLIED]
+    assert [e.kind for e in await _events(publisher)] == [
+        CaseEventKind.REPLIED,
+        CaseEventKind.CLOSED,  # the answer reached the citizen
+    ]
 
 
 async def test_transient_errors_are_retried_and_a_permanent_one_is_recorded(
@@ -98,6 +101,8 @@ async def test_transient_errors_are_retried_and_a_permanent_one_is_recorded(
     ok = await replier.settle(_request(Channel.WHATSAPP, "+905321112233", "r-wa"))
     failed = await replier.settle(_request(Channel.TWITTER, "@ayse", "r-x"))
     assert ok is not None and ok.kind is CaseEventKind.REPLIED and len(flaky.sent) == 2
+    kinds = [e.kind for e in await _events(publisher)]
+    assert kinds == [CaseEventKind.REPLIED, CaseEventKind.CLOSED, CaseEventKind.REPLY_FAILED]
     assert failed is not None and failed.kind is CaseEventKind.REPLY_FAILED
     assert len(refused.sent) == 1  # permanent: not retried
     statuses = {r.reply_id: r.status for r in store.replies_for(CASE)}
