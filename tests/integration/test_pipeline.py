@@ -121,7 +121,7 @@ async def test_malformed_event_is_dead_lettered_and_next_event_flows(
     assert record.value == bad_value  # the original bytes, untouched
     headers = {k: v.decode() for k, v in record.headers}
     assert headers["__intake.errors.topic"] == "intake.raw.api"
-    assert headers["__intake.errors.stage"] == "normalize"
+    assert headers["__intake.errors.stage"] == "intake"
     assert int(headers["__intake.errors.partition"]) in range(3)
     assert int(headers["__intake.errors.offset"]) >= 0
     assert headers["__intake.errors.exception.class"].endswith("ValidationError")
