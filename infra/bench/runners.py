@@ -60,7 +60,9 @@ SYSTEMS = ("passthrough", "forward", "pipeline")
 OUTPUT_PATTERN = (
     r"^(units\.(?!responses$)[^.]+|districts\.[^.]+|external\.[^.]+|intake\.(emergency|review))$"
 )
-_WRITTEN_ONLY = re.compile(rf"{OUTPUT_PATTERN}|^intake\.(deadletter|alarms|replies)$|^bench\.")
+_WRITTEN_ONLY = re.compile(
+    rf"{OUTPUT_PATTERN}|^intake\.(deadletter|alarms|replies|messages)$|^bench\."
+)
 #: Sections every process needs alike; the others are per process (or unused by workers).
 _PER_PROCESS = {"data_dir", "db", "blobs", "web", "connectors", "broker"}
 

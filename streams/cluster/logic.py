@@ -194,8 +194,13 @@ def _same_text(
         and dt <= st.cluster_window.total_seconds()
         and not _districts_differ(a, b)
         and (dist is None or dist <= st.text_radius_m)
-        and not (a.numbers and b.numbers and not set(a.numbers) & set(b.numbers))
+        and _numbers_agree(a, b)
     )
+
+
+def _numbers_agree(a: Fingerprint, b: Fingerprint) -> bool:
+    """Street, building or door numbers do not contradict: both name none, or share one."""
+    return not (a.numbers and b.numbers and not set(a.numbers) & set(b.numbers))
 
 
 def decide(
@@ -232,7 +237,7 @@ def decide(
         if _same_text(candidate, seen, jac, dt, dist, settings):
             options.append((jac, "text"))
         near = dist is not None and dist <= settings.place_radius_m
-        if near and dt <= settings.place_window.total_seconds():
+        if near and dt <= settings.place_window.total_seconds() and _numbers_agree(candidate, seen):
             options.append((1.0 - (dist or 0.0) / settings.place_radius_m, "place"))
         if not options:
             continue

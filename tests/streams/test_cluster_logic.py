@@ -226,6 +226,31 @@ def test_different_texts_from_the_same_spot_cluster_by_place() -> None:
     assert decide(_fp(too_late), window, SETTINGS, too_late.received_at).kind is DecisionKind.NEW
 
 
+def test_close_by_reports_on_other_numbered_streets_are_not_one_problem() -> None:
+    """Place alone does not merge two reports whose street or building numbers differ."""
+    first = _msg("calls", "c1", "62012 sokakta rögar taştı", point=RESATBEY)
+    same_street = _msg(
+        "whatsapp",
+        "SM7",
+        "62012 sk kanalizasyon taşıyor",
+        at=T0 + timedelta(hours=2),
+        point=_offset(RESATBEY, north_m=40),
+    )
+    next_street = _msg(
+        "api",
+        "a7",
+        "62014 sokakta rögar kapağı kırık, su taşıyor",
+        at=T0 + timedelta(hours=2),
+        point=_offset(RESATBEY, east_m=60),  # 60 m away, another street
+    )
+    decisions = _run([_fp(first), _fp(same_street), _fp(next_street)])
+    assert [d.kind for d in decisions] == [
+        DecisionKind.NEW,
+        DecisionKind.CLUSTER,
+        DecisionKind.NEW,
+    ]
+
+
 def test_reports_outside_the_cluster_window_open_new_cases() -> None:
     wa = _msg("whatsapp", "SM1", WHATSAPP_TEXT)
     late = _msg("email", "m1@x", EMAIL_TEXT, at=T0 + timedelta(hours=73))
