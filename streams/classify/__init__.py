@@ -1,8 +1,10 @@
 """Classification of citizen messages: unit, type, urgency, district and who is responsible.
 
-``rules`` (phrase rules over folded text, data in ``taxonomy.toml``), ``model`` (TF-IDF +
-logistic regression, trained by ``intake classify --train`` into ``model/``), ``classifier``
-(the two combined, batch-first), ``cli`` (JSON lines in and out, evaluation).
+``folding`` (clean-up and folding of message text), ``rules`` (phrase rules over folded
+text, data in ``taxonomy.toml``, compiled by ``phrases``), ``model`` (TF-IDF + logistic
+regression, trained by ``intake classify --train`` into ``model/``; ``features`` computes its
+probabilities cheaply), ``classifier`` (the two combined, batch-first), ``cli`` (JSON lines
+in and out, evaluation).
 
 This package module stays light (no scikit-learn import) so the settings tree can import
 ``streams.classify.classifier.ClassifierSettings`` cheaply.

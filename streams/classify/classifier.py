@@ -87,6 +87,9 @@ class Classifier:
         self.settings = settings
         self.method = f"{METHOD}:{str(model.info.get('artefact_sha256', ''))[:12]}"
         self._hits = {head: rule_hits(rules, head) for head in HEADS}
+        self._units = model.heads["unit"].labels
+        self._types = [MessageType(label) for label in model.heads["type"].labels]
+        self._urgencies = [Urgency(label) for label in model.heads["urgency"].labels]
 
     @classmethod
     def load(cls, settings: ClassifierSettings | None = None) -> Classifier:
@@ -98,27 +101,30 @@ class Classifier:
         return cls(model, load_rules(settings.taxonomy_path), settings)
 
     def classify_batch(self, texts: Sequence[str]) -> list[Classification]:
-        """Classify many texts with one vectorizer call and one model call per head."""
+        """Classify many texts with one vectorizer call and one matrix product for all heads."""
         if not texts:
             return []
         folded = [fold_text(text) for text in texts]
         hits = {head: [hits_of(f) for f in folded] for head, hits_of in self._hits.items()}
         proba = self.model.predict(folded, hits)
-        labels = {head: h.labels for head, h in self.model.heads.items()}
+        units = [self._units[i] for i in proba["unit"].argmax(axis=1).tolist()]
+        types = [self._types[i] for i in proba["type"].argmax(axis=1).tolist()]
+        urgencies = [self._urgencies[i] for i in proba["urgency"].argmax(axis=1).tolist()]
+        confidences = proba["unit"].max(axis=1).tolist()
         results = []
-        for row, text in enumerate(folded):
-            unit_index = int(proba["unit"][row].argmax())
-            unit = labels["unit"][unit_index]
+        for text, unit, kind, urgency, confidence in zip(
+            folded, units, types, urgencies, confidences, strict=True
+        ):
             responsible, body = self.rules.responsible_for(unit, text)
             results.append(
                 Classification(
                     unit=unit,
-                    type=MessageType(labels["type"][int(proba["type"][row].argmax())]),
-                    urgency=Urgency(labels["urgency"][int(proba["urgency"][row].argmax())]),
+                    type=kind,
+                    urgency=urgency,
                     district=self.rules.district_of(text),
                     responsible=responsible,
                     external_body=body,
-                    confidence=round(float(proba["unit"][row][unit_index]), 4),
+                    confidence=round(confidence, 4),
                     method=self.method,
                 )
             )

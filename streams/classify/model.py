@@ -33,6 +33,7 @@ from sklearn.pipeline import FeatureUnion
 
 from streams.classify import DEFAULT_CORPUS, MODEL_DIR
 from streams.classify.cli import Scores, score
+from streams.classify.features import LinearScorer
 from streams.classify.rules import TAXONOMY_PATH, Rules, fold_text, load_rules
 from streams.errors import StageError
 
@@ -139,21 +140,30 @@ def _combine(proba: np.ndarray, hits: np.ndarray, temperature: float, boost: flo
 
 @dataclass(frozen=True)
 class TextModel:
-    """The loaded artefact: vectorizer plus heads, and the sidecar describing them."""
+    """The loaded artefact: vectorizer plus heads, and the sidecar describing them.
+
+    ``scorer`` (built by :func:`load_model` when it supports the fitted objects) computes
+    the same probabilities as the vectorizer and heads, about seven times cheaper.
+    """
 
     vectorizer: FeatureUnion
     heads: dict[str, Head]
     info: dict[str, Any]
+    scorer: LinearScorer | None = None
+
+    def predict_proba(self, folded: Sequence[str]) -> dict[str, np.ndarray]:
+        """Each head's model probabilities (before the rule boost) for a batch."""
+        if self.scorer is not None:
+            return self.scorer.predict_proba(folded)
+        features = self.vectorizer.transform(folded)
+        return {name: head.model.predict_proba(features) for name, head in self.heads.items()}
 
     def predict(
         self, folded: Sequence[str], hits: Mapping[str, Sequence[Mapping[str, int]]]
     ) -> dict[str, np.ndarray]:
-        """Combined probabilities per head for a batch: one vectorizer call, one per head."""
-        features = self.vectorizer.transform(folded)
-        return {
-            name: head.combine(head.model.predict_proba(features), hits[name])
-            for name, head in self.heads.items()
-        }
+        """Combined probabilities per head for a batch (model probabilities, rule boost)."""
+        proba = self.predict_proba(folded)
+        return {name: head.combine(proba[name], hits[name]) for name, head in self.heads.items()}
 
 
 def _vectorizer() -> FeatureUnion:
@@ -325,4 +335,5 @@ def load_model(model_dir: Path = MODEL_DIR, corpus_path: Path | None = DEFAULT_C
     except Exception as exc:  # unpickling raises anything; the message is what matters
         raise ModelArtefactError(f"{artefact} cannot be loaded: {exc!r}") from exc
     heads = {name: Head(name, **spec) for name, spec in data["heads"].items()}
-    return TextModel(vectorizer=data["vectorizer"], heads=heads, info=info)
+    scorer = LinearScorer.build(data["vectorizer"], {n: h.model for n, h in heads.items()})
+    return TextModel(vectorizer=data["vectorizer"], heads=heads, info=info, scorer=scorer)

@@ -1,8 +1,9 @@
-"""Phrase rules of the classifier: text clean-up, folding, and the taxonomy's cue lists.
+"""Phrase rules of the classifier: the taxonomy's cue lists over folded text.
 
 Everything the team may want to change (unit phrases, type and urgency cues, outside-body
 cues, districts and their mahalleler, metropolitan roads) lives in ``taxonomy.toml`` next to
 this module; this module only compiles and applies it. Pure functions, no I/O after loading.
+Text clean-up and folding live in ``folding`` (re-exported here).
 
 Phrase syntax (folded ASCII, lower case, see :func:`fold_text`): a phrase matches at the start
 of a word and every word of it may carry Turkish suffixes (``cop`` matches ``copler``,
@@ -19,12 +20,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.case import MessageType, Responsible, Urgency
 from schemas.taxonomy import taxonomy
-from streams.pii import mask_personal_data
-from streams.text import collapse_whitespace, fold_ascii, turkish_casefold
+from streams.classify.folding import clean_text, fold_text
+from streams.classify.phrases import phrase_regex
 
 __all__ = [
     "TAXONOMY_PATH",
@@ -40,57 +41,12 @@ __all__ = [
 
 TAXONOMY_PATH = Path(__file__).with_name("taxonomy.toml")
 
-_QUOTE_START = re.compile(
-    r"^(?:-{2,}\s*(?:original message|orijinal mesaj|iletilen mesaj|forwarded message)"
-    r"|on .{4,200} wrote:|.{4,200} tarihinde .{0,200}yazd[ıi]:|(?:from|kimden): .+)\s*$",
-    re.IGNORECASE | re.MULTILINE,
-)
-_SIGNATURE = re.compile(r"^-- ?$", re.MULTILINE)
-_SENT_FROM = re.compile(
-    r"^(?:sent from my .*|.*(?:iphone|android|ipad)['’]?(?:umdan|[ıi]mdan|dan) g[öo]nderildi.*)$",
-    re.IGNORECASE | re.MULTILINE,
-)
-_QUOTED_LINE = re.compile(r"^\s*>.*$", re.MULTILINE)
-_URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+\.(?:com|net|org|ly|gov|tr|co)(?:/\S*)?", re.I)
-_MENTION = re.compile(r"(?<![\w.])@\w+")
-_MASKED = re.compile(r"(?:\S*\*\S*\s*)+(?:\d{1,2}\b)?")  # incl. a phone's kept digits
-_EMOJI = re.compile(
-    "[\U0001f000-\U0001faff\u2190-\u21ff\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff\ufe0f\u200d\u20e3]+"
-)
-_APOSTROPHE = re.compile(r"['’`´]")
-_NOT_WORD = re.compile(r"[^a-z0-9]+")
-
 
 class TaxonomyError(ValueError):
     """The classifier taxonomy file is malformed or names an unknown code."""
 
 
-def clean_text(text: str) -> str:
-    """The citizen's own words: quotes, signature, URLs, mentions, emoji, personal data removed."""
-    quote = _QUOTE_START.search(text)
-    if quote and quote.start() > 0:
-        text = text[: quote.start()]
-    signature = _SIGNATURE.search(text)
-    if signature and signature.start() > 0:
-        text = text[: signature.start()]
-    text = _SENT_FROM.sub(" ", _QUOTED_LINE.sub(" ", text))
-    text = _MASKED.sub(" ", mask_personal_data(text))
-    text = _MENTION.sub(" ", _URL.sub(" ", text))
-    return collapse_whitespace(_EMOJI.sub(" ", text.replace("#", " ")))
-
-
-def fold_text(text: str) -> str:
-    """Cleaned, Turkish-casefolded, ASCII-folded words separated by single spaces.
-
-    Apostrophes split a suffix off (``Reşatbey'de`` → ``resatbey de``), so a place name
-    matches the same way whether the citizen wrote the apostrophe or not.
-    """
-    folded = fold_ascii(turkish_casefold(clean_text(text)))
-    return _NOT_WORD.sub(" ", _APOSTROPHE.sub(" ", folded)).strip()
-
-
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
     """One phrase found in a folded text."""
 
     key: str
@@ -99,30 +55,17 @@ class Hit:
     end: int
 
 
-def _word_pattern(phrase: str) -> str:
-    words = phrase.split()
-    parts = []
-    for i, word in enumerate(words):
-        exact = word.endswith("$")
-        body = re.escape(word.rstrip("$"))
-        last = i == len(words) - 1
-        parts.append(body + ("(?![a-z0-9])" if exact else "" if last else "[a-z0-9]*"))
-    return r"\s+".join(parts)
-
-
 class Matcher:
     """All phrases of one cue family compiled into one regex; ``""`` keys shadow (ignore)."""
 
     def __init__(self, entries: Iterable[tuple[str, str]], negations: frozenset[str] = frozenset()):
-        # Longest first, grouped by first letter: the regex tests a word's first letter once
-        # and then only the phrases starting with it (Python's re tries branches in order).
+        # Longest first (the first phrase that matches at a position wins), then the empty
+        # key first, so an ignore phrase shadows the same phrase under a real key.
         ordered = sorted(set(entries), key=lambda e: (e[1][0], -len(e[1]), e[1], e[0]))
         self._entries = ordered
-        branches: dict[str, list[str]] = {}
-        for _, phrase in ordered:
-            branches.setdefault(phrase[0], []).append(f"({_word_pattern(phrase)[1:]})")
-        alternatives = "|".join(f"{re.escape(c)}(?:{'|'.join(b)})" for c, b in branches.items())
-        self._regex = re.compile(rf"(?<![a-z0-9])(?:{alternatives})") if ordered else None
+        compiled = phrase_regex([phrase for _, phrase in ordered])
+        self._regex: re.Pattern[str] | None = compiled[0] if compiled else None
+        self._order = compiled[1] if compiled else []
         self._negations = negations
 
     def hits(self, folded: str) -> list[Hit]:
@@ -131,7 +74,7 @@ class Matcher:
             return []
         found = []
         for match in self._regex.finditer(folded):
-            key, phrase = self._entries[(match.lastindex or 1) - 1]
+            key, phrase = self._entries[self._order[(match.lastindex or 1) - 1]]
             if key and not self._negated(folded, match.end()):
                 found.append(Hit(key, phrase, match.start(), match.end()))
         return found
