@@ -123,6 +123,8 @@ class WorkerSettings(BaseModel):
     #: How long the group waits for a silent (e.g. killed) worker before giving its partitions away.
     session_timeout_s: float = Field(default=30.0, ge=6)
     commit_interval_s: float = Field(default=2.8, gt=0)
+    #: How long a send may wait to share a produce request: 0 costs a request per event.
+    producer_linger_s: float = Field(default=0.005, ge=0, le=1)
     log_level: Literal["debug", "info", "warn", "error"] = "info"
 
 

@@ -21,6 +21,7 @@ from streams.answers import AnswerDesk
 from streams.classify.classifier import Classifier
 from streams.deadletter import EventGuard
 from streams.deadlines import WorkingCalendar
+from streams.faust_tuning import LeanMonitor
 from streams.topics import Topics, declare_topics
 
 __all__ = ["build_worker_app", "create_app", "ready_file"]
@@ -51,6 +52,8 @@ def create_app(settings: Settings) -> faust.App:
         web_enabled=False,
         processing_guarantee="at_least_once",
         producer_acks=-1,
+        producer_linger=settings.worker.producer_linger_s,
+        monitor=LeanMonitor(),  # no per-event statistics (see streams.faust_tuning)
         consumer_auto_offset_reset="earliest",
         topic_partitions=kafka.partitions,
         topic_replication_factor=kafka.replication_factor,

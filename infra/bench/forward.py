@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
     settings = load_settings()
+    from streams.faust_tuning import use_uvloop
+
+    use_uvloop()  # as the worker does
     app = build_forward_app(settings, args.input, args.output)
     worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True)
     worker.execute_from_commandline()
