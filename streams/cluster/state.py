@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -167,7 +168,9 @@ async def cluster_step(
     horizon = int(settings.horizon.total_seconds())
     at = candidate.received_at
     window = [
-        fp for name in _bucket_keys(key, at - horizon, at + 86_400) for fp in _decoded(table, name)
+        fp
+        for name in _bucket_keys(key, at - horizon, at + 86_400)
+        for fp in _bucket(table, name).fingerprints
     ]
     decision = decide(candidate, window, settings, now)
     if emit is not None:
@@ -177,28 +180,73 @@ async def cluster_step(
     newest = max([at, *(fp.received_at for fp in window)])
     reference = min(datetime.fromtimestamp(newest, UTC), now)
     own = bucket_key(key, at)
-    day = [fp for fp in window if bucket_key(key, fp.received_at) == own]
-    table[own] = encode_window(prune([*day, joined(candidate, decision)], reference, settings))
+    _write(table, own, _bucket(table, own), joined(candidate, decision), reference, settings)
     for stale in _bucket_keys(key, at - horizon - 31 * 86_400, at - horizon - 86_400):
         if stale in table:
             del table[stale]
     return decision
 
 
-_cache: dict[str, tuple[bytes, list[Fingerprint]]] = {}
+@dataclass(slots=True)
+class _Bucket:
+    """A bucket as stored (``data``), decoded, and as encoded rows (None until needed)."""
+
+    data: bytes | None
+    fingerprints: list[Fingerprint]
+    rows: list[bytes] | None
+
+
+_EMPTY = _Bucket(None, [], [])
+_cache: dict[str, _Bucket] = {}
 _CACHE_LIMIT = 4096
 
 
-def _decoded(table: ClusterTable, name: str) -> list[Fingerprint]:
-    """The bucket's fingerprints, decoded once per stored value (the table keeps bytes)."""
+def _bucket(table: ClusterTable, name: str) -> _Bucket:
+    """The bucket, decoded once per stored value: the table keeps bytes, and the bytes this
+    process wrote are kept decoded beside them (a value read back from the changelog after a
+    restart or rebalance is a different object, so it is decoded once)."""
     data = table.get(name)
     if data is None:
-        return []
+        return _EMPTY
     hit = _cache.get(name)
-    if hit is not None and hit[0] is data:
-        return hit[1]
-    window = decode_window(data)
-    if len(_cache) >= _CACHE_LIMIT:
+    if hit is not None and hit.data is data:
+        return hit
+    bucket = _Bucket(data, decode_window(data), None)
+    _remember(name, bucket)
+    return bucket
+
+
+def _remember(name: str, bucket: _Bucket) -> None:
+    if name not in _cache and len(_cache) >= _CACHE_LIMIT:
         _cache.pop(next(iter(_cache)))
-    _cache[name] = (data, window)
-    return window
+    _cache[name] = bucket
+
+
+def _row(fp: Fingerprint) -> bytes:
+    return json.dumps(encode_fingerprint(fp), separators=(",", ":")).encode("utf-8")
+
+
+def _write(
+    table: ClusterTable,
+    name: str,
+    bucket: _Bucket,
+    new: Fingerprint,
+    reference: datetime,
+    settings: ClusterSettings,
+) -> None:
+    """Add ``new`` to the bucket, prune it and write it back (one changelog record).
+
+    Only the new report is encoded: the value is the kept rows joined, byte for byte what
+    :func:`encode_window` would write.
+    """
+    rows = bucket.rows if bucket.rows is not None else [_row(fp) for fp in bucket.fingerprints]
+    row_of = {id(fp): row for fp, row in zip(bucket.fingerprints, rows, strict=True)}
+    row_of[id(new)] = _row(new)
+    kept = prune([*bucket.fingerprints, new], reference, settings)
+    kept_rows = [row_of[id(fp)] for fp in kept]
+    data = b'{"v":%d,"r":[' % _FORMAT + b",".join(kept_rows) + b"]}"
+    if len(data) > MAX_VALUE_BYTES:  # unusually long ids: let encode_window drop the oldest
+        data = encode_window(kept)
+        kept, kept_rows = decode_window(data), None  # type: ignore[assignment]
+    table[name] = data
+    _remember(name, _Bucket(data, kept, kept_rows))
