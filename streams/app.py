@@ -21,6 +21,7 @@ from streams.answers import AnswerDesk
 from streams.classify.classifier import Classifier
 from streams.deadletter import EventGuard
 from streams.deadlines import WorkingCalendar
+from streams.faust_fixes import apply_faust_fixes
 from streams.faust_tuning import LeanMonitor
 from streams.topics import Topics, declare_topics
 
@@ -30,7 +31,9 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> faust.App:
-    """A Faust app configured for at-least-once delivery against the configured Kafka."""
+    """A Faust app configured for at-least-once delivery against the configured Kafka (with
+    ``streams.faust_fixes`` applied: faust 0.15 can drop events after a table's recovery)."""
+    apply_faust_fixes()
     kafka = settings.kafka
     brokers = [
         f"kafka://{host.strip()}" for host in kafka.bootstrap_servers.split(",") if host.strip()

@@ -73,8 +73,10 @@ async def test_cluster_state_survives_a_worker_kill_and_emergencies_go_out_at_on
     first_id, second_sid = f"cl-{run}-1", f"SM{run}{'0' * 24}"
     first_case = tracking_number(message_id("api", first_id))
     second_case = tracking_number(message_id("whatsapp", second_sid))
-    text_a = "Reşatbey Mahallesi 62012 Sokakta ana su borusu patladı, sular sokağa akıyor"
-    text_b = "resatbey 62012 sokakta su borusu patladi sular sokaga akiyo, hala gelen yok"
+    # A street of its own: reports of other tests (same broker, same window) must not match.
+    street = 70000 + int(run, 16) % 9999
+    text_a = f"Reşatbey Mahallesi {street} Sokakta ana su borusu patladı, sular sokağa akıyor"
+    text_b = f"resatbey {street} sokakta su borusu patladi sular sokaga akiyo, hala gelen yok"
     near = (RESATBEY[0] + 0.0003, RESATBEY[1])  # about 35 m north
 
     worker = env.start_worker(data_dir)
