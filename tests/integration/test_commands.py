@@ -108,7 +108,7 @@ def test_intake_up_reaches_ready_and_stops_everything_on_ctrl_c(
         assert f"http://127.0.0.1:{port}/api/v1/intake" in text
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
         children = [int(p) for p in os.popen(f"pgrep -P {up.pid}").read().split()]
-        assert len(children) == 2
+        assert len(children) == 3  # worker, web server, outbound sender
     finally:
         os.killpg(up.pid, signal.SIGINT)
         up.wait(timeout=60)
