@@ -10,7 +10,8 @@ machine, CPU per event: about 190 µs as first configured, about 99 µs with all
   which only Faust's web views show (the worker runs none).
 
 Faust's per-message task overhead in ``Consumer._drain_messages`` would need a patch of
-its private methods; see the README's benchmark section for why that was left out.
+that private method (measured: about 76 µs a hop); it was left out because it touches the
+same consumer path as the at-least-once fixes in ``streams.faust_fixes``.
 """
 
 from __future__ import annotations
