@@ -7,9 +7,7 @@ integration test (``tests/integration/test_records_postgres.py``) runs the same 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -209,18 +207,6 @@ ANSWER_SCENARIOS: tuple[Scenario, ...] = (
     check_duplicates_after_the_answer_are_counted,
     check_no_answer_no_row,
 )
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/cases.sqlite3"
-
-
-@pytest.fixture
-def store(sqlite_url: str) -> Iterator[CaseStore]:
-    with CaseStore(sqlite_url) as case_store:
-        case_store.migrate()
-        yield case_store
 
 
 @pytest.mark.parametrize("scenario", ANSWER_SCENARIOS, ids=scenario_id)

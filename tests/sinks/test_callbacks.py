@@ -6,9 +6,7 @@ The ``check_*`` scenarios take a migrated, empty store and its URL;
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -173,18 +171,6 @@ REPLY_SCENARIOS: tuple[Scenario, ...] = (
     check_sent_reply_ids,
     check_callbacks_for_the_operators,
 )
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/cases.sqlite3"
-
-
-@pytest.fixture
-def store(sqlite_url: str) -> Iterator[CaseStore]:
-    with CaseStore(sqlite_url) as case_store:
-        case_store.migrate()
-        yield case_store
 
 
 @pytest.mark.parametrize("scenario", REPLY_SCENARIOS, ids=scenario_id)

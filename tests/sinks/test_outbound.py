@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
 
 from connectors.publisher import MemoryPublisher
 from infra.settings import Settings
@@ -50,13 +47,6 @@ def _request(channel: Channel, recipient: str, reply_id: str = "r-1") -> ReplyRe
         tracking_number=CASE,
         kind="answer",
     )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> CaseStore:
-    s = CaseStore(f"sqlite:///{tmp_path / 'cases.sqlite3'}")
-    s.migrate()
-    return s
 
 
 def _settings() -> Settings:
@@ -133,3 +123,34 @@ async def test_a_phone_reply_becomes_a_callback_for_the_operators(store: CaseSto
     done = store.complete_callback("r-call", "op-1532", "vatandaş memnun")
     assert done.status is CallbackStatus.DONE and store.list_callbacks() == []
     assert datetime.now(UTC) >= done.created_at
+
+
+async def test_a_bad_reply_request_is_dead_lettered_with_its_bytes(store: CaseStore) -> None:
+    from aiokafka import ConsumerRecord
+
+    from sinks.outbound import _one
+
+    publisher = MemoryPublisher()
+    await publisher.start()
+    replier = Replier(store, {}, publisher, _settings())
+    bad = b'{"reply_id": "r-9", "channel": "fax"}'
+    record = ConsumerRecord(
+        topic="intake.replies",
+        partition=1,
+        offset=42,
+        timestamp=0,
+        timestamp_type=0,
+        key=b"r-9",
+        value=bad,
+        checksum=None,
+        serialized_key_size=3,
+        serialized_value_size=len(bad),
+        headers=[],
+    )
+    await _one(record, replier, publisher)  # no exception: the loop goes on
+    (dead,) = publisher.records
+    headers = dict(dead.headers)
+    assert dead.topic == "intake.deadletter" and dead.value == bad and dead.key == "r-9"
+    assert headers["__intake.errors.stage"] == b"reply"
+    assert headers["__intake.errors.offset"] == b"42"
+    assert store.replies_for("r-9") == []

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -191,13 +190,6 @@ def check_monthly_report_from_the_store(store: CaseStore, url: str) -> None:
 
 
 REPORT_SCENARIOS: tuple[Scenario, ...] = (check_monthly_report_from_the_store,)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[CaseStore]:
-    with CaseStore(f"sqlite:///{tmp_path}/cases.sqlite3") as case_store:
-        case_store.migrate()
-        yield case_store
 
 
 @pytest.mark.parametrize("scenario", REPORT_SCENARIOS, ids=scenario_id)

@@ -7,7 +7,7 @@ integration test runs the very same list (``STORE_SCENARIOS``) against a real se
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -346,18 +346,6 @@ def check_models_match_migrations(url: str) -> None:
 def scenario_id(scenario: Scenario) -> str:
     """Test id of a scenario: its name without ``check_``."""
     return scenario.__name__.removeprefix("check_")
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/not-yet-there/cases.sqlite3"
-
-
-@pytest.fixture
-def store(sqlite_url: str) -> Iterator[CaseStore]:
-    with CaseStore(sqlite_url) as case_store:
-        case_store.migrate()
-        yield case_store
 
 
 @pytest.mark.parametrize("scenario", STORE_SCENARIOS, ids=scenario_id)
