@@ -42,11 +42,15 @@ __all__ = [
     "case_event_for",
     "cluster_key",
     "decide",
+    "districts_differ",
     "fingerprints",
     "joined",
     "needs_clustering",
+    "numbers_agree",
     "partition_key",
     "prune",
+    "report_distance",
+    "same_text",
 ]
 
 
@@ -64,8 +68,9 @@ class ClusterSettings(BaseModel):
     text_radius_m: float = Field(default=500.0, gt=0)
     #: The same citizen's reports farther apart than this (both located) are different problems.
     citizen_radius_m: float = Field(default=2000.0, gt=0)
-    #: Bound of one key's window (oldest evicted first); ~360 B each in the changelog record.
-    max_reports_per_key: int = Field(default=500, ge=1, le=2000)
+    #: Bound of one key's window (oldest evicted first): about 1 KB of memory each (its
+    #: table entry and its index), and the decision screens the whole window with numpy.
+    max_reports_per_key: int = Field(default=3000, ge=1, le=20_000)
     num_perm: int = Field(default=64, ge=16, le=256)
     shingle_size: int = Field(default=2, ge=1, le=3)
     cell_size_m: float = Field(default=250.0, gt=0)
@@ -175,30 +180,32 @@ def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def _distance(a: Fingerprint, b: Fingerprint) -> float | None:
+def report_distance(a: Fingerprint, b: Fingerprint) -> float | None:
+    """Metres between two reports, None unless both are located."""
     if a.lat is None or a.lon is None or b.lat is None or b.lon is None:
         return None
     return f.distance_m(a.lat, a.lon, b.lat, b.lon)
 
 
-def _districts_differ(a: Fingerprint, b: Fingerprint) -> bool:
+def districts_differ(a: Fingerprint, b: Fingerprint) -> bool:
+    """Both name a district, and not the same one."""
     return a.district is not None and b.district is not None and a.district != b.district
 
 
-def _same_text(
+def same_text(
     a: Fingerprint, b: Fingerprint, jac: float, dt: float, dist: float | None, st: ClusterSettings
 ) -> bool:
     """Rule 3: similar text, recent, not in another district, place or numbered street."""
     return (
         jac >= st.jaccard_threshold
         and dt <= st.cluster_window.total_seconds()
-        and not _districts_differ(a, b)
+        and not districts_differ(a, b)
         and (dist is None or dist <= st.text_radius_m)
-        and _numbers_agree(a, b)
+        and numbers_agree(a, b)
     )
 
 
-def _numbers_agree(a: Fingerprint, b: Fingerprint) -> bool:
+def numbers_agree(a: Fingerprint, b: Fingerprint) -> bool:
     """Street, building or door numbers do not contradict: both name none, or share one."""
     return not (a.numbers and b.numbers and not set(a.numbers) & set(b.numbers))
 
@@ -206,7 +213,10 @@ def _numbers_agree(a: Fingerprint, b: Fingerprint) -> bool:
 def decide(
     candidate: Fingerprint, window: Sequence[Fingerprint], settings: ClusterSettings, now: datetime
 ) -> Decision:
-    """What ``candidate`` is, given the recent reports of its key (see the module's rules)."""
+    """What ``candidate`` is, given the recent reports of its key (see the module's rules).
+
+    The rules' reference statement: the worker decides with the indexed
+    :class:`streams.cluster.window.KeyWindow`, which gives the same verdicts."""
     for seen in window:
         if seen.message_id == candidate.message_id:
             return Decision(DecisionKind.DUPLICATE, seen.case_id, matched=seen.message_id)
@@ -219,8 +229,8 @@ def decide(
         for s in peers
         if mine.intersection(s.citizen)
         and abs(at - s.received_at) <= settings.attach_window.total_seconds()
-        and not _districts_differ(s, candidate)
-        and (_distance(s, candidate) or 0.0) <= settings.citizen_radius_m
+        and not districts_differ(s, candidate)
+        and (report_distance(s, candidate) or 0.0) <= settings.citizen_radius_m
     ]
     if same_citizen:
         newest = max(same_citizen, key=lambda s: s.received_at)
@@ -232,12 +242,12 @@ def decide(
     best: tuple[float, int, Decision] | None = None  # (score, -first seen of master, decision)
     similarity = f.jaccard(candidate.signature, [s.signature for s in peers])
     for seen, jac in zip(peers, similarity, strict=True):
-        dt, dist = abs(at - seen.received_at), _distance(seen, candidate)
+        dt, dist = abs(at - seen.received_at), report_distance(seen, candidate)
         options: list[tuple[float, Literal["text", "place"]]] = []
-        if _same_text(candidate, seen, jac, dt, dist, settings):
+        if same_text(candidate, seen, jac, dt, dist, settings):
             options.append((jac, "text"))
         near = dist is not None and dist <= settings.place_radius_m
-        if near and dt <= settings.place_window.total_seconds() and _numbers_agree(candidate, seen):
+        if near and dt <= settings.place_window.total_seconds() and numbers_agree(candidate, seen):
             options.append((1.0 - (dist or 0.0) / settings.place_radius_m, "place"))
         if not options:
             continue

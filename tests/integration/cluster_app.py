@@ -1,4 +1,4 @@
-"""A minimal Faust app for the cluster-restart test: one agent runs ``cluster_step``.
+"""A minimal Faust app for the cluster-restart test: one agent runs ``ClusterWindow.step``.
 
 Run as ``python -m tests.integration.cluster_app worker -l info`` with ``CLUSTER_APP_*``
 variables naming the broker, app id, topics and data directory. Its source topic carries
@@ -20,7 +20,7 @@ import faust
 from schemas.case import CaseEvent
 from schemas.common import utc_now
 from streams.cluster.logic import ClusterSettings, Decision, fingerprints
-from streams.cluster.state import cluster_step, declare_cluster_table
+from streams.cluster.state import ClusterWindow, declare_cluster_table
 
 __all__ = ["build_app", "main"]
 
@@ -49,8 +49,8 @@ def build_app(env: Mapping[str, str]) -> faust.App:
     decisions = app.topic(
         env["CLUSTER_APP_DECISIONS"], key_serializer="raw", value_serializer="raw"
     )
-    table = declare_cluster_table(app, partitions=PARTITIONS)
     settings = ClusterSettings(salt="integration-test-salt")
+    window = ClusterWindow(declare_cluster_table(app, partitions=PARTITIONS), settings)
 
     async def publish(message_id: str, decision: Decision) -> None:
         body = {
@@ -70,7 +70,7 @@ def build_app(env: Mapping[str, str]) -> faust.App:
             assert created.message is not None and created.classification is not None
             candidate = fingerprints([(created.message, created.classification)], settings)[0]
             emit = partial(publish, created.message.message_id)
-            await cluster_step(table, event.key.decode(), candidate, settings, utc_now(), emit)
+            await window.step(event.key.decode(), candidate, utc_now(), emit)
 
     ready = data_dir / "ready.json"
 

@@ -1,6 +1,7 @@
 """The clustering window survives a worker crash: it is rebuilt from its changelog topic.
 
-A minimal Faust app (``tests.integration.cluster_app``) runs ``cluster_step`` on the real broker.
+A minimal Faust app (``tests.integration.cluster_app``) runs ``ClusterWindow.step`` on the real
+broker.
 Report A opens a case; the worker is SIGKILLed once A's window is in the changelog; a new worker,
 with an empty data directory, must cluster B (the same problem, another channel and citizen)
 and attach C (A's citizen again, on e-mail) under A's case.

@@ -1,11 +1,9 @@
 """Deduplication and clustering: realistic Turkish reports across channels, decided by the pure
-rules, and the window's Faust-free glue (``cluster_step`` over an in-memory twin of the table)."""
+rules (``decide``); the indexed window and its table are in ``test_cluster_window``."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -28,13 +26,7 @@ from streams.cluster.logic import (
     partition_key,
     prune,
 )
-from streams.cluster.state import (
-    bucket_key,
-    cluster_step,
-    decode_window,
-    encode_fingerprint,
-    encode_window,
-)
+from streams.cluster.state import decode_fingerprint, encode_fingerprint
 from streams.routing import open_case
 from streams.text import turkish_casefold
 
@@ -306,17 +298,12 @@ def test_a_fingerprint_is_small(capsys: pytest.CaptureFixture[str]) -> None:
         point=RESATBEY,
     )
     fp = _fp(msg)
-    size = len(json.dumps(encode_fingerprint(fp), separators=(",", ":")))
-    full = [
-        _fp(_msg("whatsapp", f"SM{i:032x}", EMAIL_TEXT, citizen=msg.citizen, point=RESATBEY))
-        for i in range(SETTINGS.max_reports_per_key)
-    ]
-    per_report = len(encode_window(full)) / len(full)
+    entry = encode_fingerprint(fp)
     with capsys.disabled():
-        print(f"\nbytes per fingerprint: {size} (in a full window: {per_report:.0f})")
+        print(f"\nbytes per fingerprint (one table entry): {len(entry)}")
     assert len(fp.signature) == 2 * SETTINGS.num_perm
-    assert size < 512 and per_report < 512  # target < 1 KB
-    assert decode_window(encode_window(full)) == full
+    assert len(entry) < 512  # target < 1 KB
+    assert decode_fingerprint(entry) == fp
 
 
 def test_partition_key_keeps_related_reports_together() -> None:
@@ -356,99 +343,3 @@ def test_only_normal_new_reports_are_clustered() -> None:
     assert not needs_clustering(open_case(follow_up, WATER))
     on_line = wa.model_copy(update={"resolved_on_line": True})
     assert not needs_clustering(open_case(on_line, WATER))
-
-
-class _TwinTable(dict[str, bytes]):
-    """An in-memory twin of the Faust table that counts writes (each is a changelog record)."""
-
-    writes = 0
-
-    def __setitem__(self, key: str, value: bytes) -> None:
-        self.writes += 1
-        super().__setitem__(key, value)
-
-
-async def test_cluster_step_emits_before_it_writes_once_per_event() -> None:
-    table = _TwinTable()
-    emitted: list[tuple[Decision, Any]] = []
-
-    bucket = bucket_key("k", int(T0.timestamp()))
-
-    async def emit(decision: Decision) -> None:
-        emitted.append((decision, table.get(bucket)))  # what the table held when we emitted
-
-    wa = _fp(_msg("whatsapp", "SM1", WHATSAPP_TEXT))
-    mail = _fp(_msg("email", "m1@x", EMAIL_TEXT, at=T0 + timedelta(hours=1)))
-    now = T0 + timedelta(hours=2)
-    first = await cluster_step(table, "k", wa, SETTINGS, now, emit)  # type: ignore[arg-type]
-    assert emitted[0] == (first, None) and table.writes == 1
-    second = await cluster_step(table, "k", mail, SETTINGS, now, emit)  # type: ignore[arg-type]
-    assert second.kind is DecisionKind.CLUSTER and table.writes == 2
-    again = await cluster_step(table, "k", mail, SETTINGS, now, emit)  # type: ignore[arg-type]
-    assert again.kind is DecisionKind.DUPLICATE and table.writes == 2  # not recorded twice
-    assert list(table) == [bucket]  # both reports fall on T0's day
-    window = decode_window(table[bucket])
-    assert [(fp.message_id, fp.case_id) for fp in window] == [
-        ("whatsapp:SM1", wa.case_id),
-        ("email:m1@x", wa.case_id),
-    ]
-
-
-async def test_window_is_kept_in_day_buckets_read_across_midnight_and_expired() -> None:
-    table = _TwinTable()
-    phone = CitizenContact(phone="+905321112233")
-    late = T0.replace(hour=23, minute=50)
-    first = _fp(_msg("whatsapp", "SM1", WHATSAPP_TEXT, at=late))
-    # 20 minutes later, the next UTC day: another citizen, same problem.
-    second = _fp(_msg("email", "m1@x", EMAIL_TEXT, at=late + timedelta(minutes=20)))
-    now = late + timedelta(hours=1)
-    assert (await cluster_step(table, "k", first, SETTINGS, now)).kind is DecisionKind.NEW
-    decision = await cluster_step(table, "k", second, SETTINGS, now)
-    assert decision.kind is DecisionKind.CLUSTER and decision.case_id == first.case_id
-    day1, day2 = bucket_key("k", first.received_at), bucket_key("k", second.received_at)
-    assert day1 != day2 and sorted(table) == sorted([day1, day2])
-    assert [fp.message_id for fp in decode_window(table[day2])] == ["email:m1@x"]
-
-    # The same citizen writes again 20 days later: the attach window (30 days) still holds,
-    # so the old bucket is read; the write goes to the new day only.
-    follow_at = late + timedelta(days=20)
-    own = _fp(_msg("whatsapp", "SM0", WHATSAPP_TEXT, at=late - timedelta(minutes=1), citizen=phone))
-    joined_first = await cluster_step(table, "k", own, SETTINGS, now)
-    assert joined_first.case_id == first.case_id  # same text: clustered under the first
-    again = _fp(_msg("calls", "x9", "yine su yok", at=follow_at, citizen=phone))
-    attach = await cluster_step(table, "k", again, SETTINGS, follow_at)
-    assert attach.kind is DecisionKind.ATTACH_SAME_CITIZEN and attach.matched == "whatsapp:SM0"
-    assert attach.case_id == first.case_id  # the case the citizen's report belongs to
-
-    # Long after the horizon, a report on the key deletes the expired buckets.
-    far = follow_at + SETTINGS.horizon + timedelta(days=5)
-    fresh = _fp(_msg("email", "m2@x", "başka bir konu tamamen", at=far))
-    before = table.writes
-    assert (await cluster_step(table, "k", fresh, SETTINGS, far)).kind is DecisionKind.NEW
-    assert table.writes == before + 1
-    assert sorted(table) == [bucket_key("k", fresh.received_at)]  # the rest were expired
-
-
-async def test_incremental_writes_equal_a_full_encoding_and_survive_a_reload() -> None:
-    table = _TwinTable()
-    reports = [
-        _fp(_msg("api", f"a{i}", f"{i} numaralı binada su yok", at=T0 + timedelta(minutes=i)))
-        for i in range(30)
-    ]
-    for fp in reports:
-        await cluster_step(table, "k", fp, SETTINGS, T0 + timedelta(hours=1))
-    (bucket,) = table
-    assert table[bucket] == encode_window(decode_window(table[bucket]))  # byte for byte
-    # A restarted worker rebuilds the table from its changelog: other bytes objects, same
-    # content; the next report is decided and written the same way.
-    reloaded = _TwinTable({name: bytes(bytearray(value)) for name, value in table.items()})
-    late = _fp(_msg("api", "a99", "99 numaralı binada su yok", at=T0 + timedelta(minutes=40)))
-    again = _fp(_msg("api", "a3", "3 numaralı binada su yok", at=T0 + timedelta(minutes=3)))
-    for t in (table, reloaded):
-        assert (await cluster_step(t, "k", late, SETTINGS, T0 + timedelta(hours=1))).kind in (
-            DecisionKind.NEW,
-            DecisionKind.CLUSTER,
-        )
-        assert (await cluster_step(t, "k", again, SETTINGS, T0)).kind is DecisionKind.DUPLICATE
-    assert table[bucket] == reloaded[bucket]
-    assert len(decode_window(table[bucket])) == 31
