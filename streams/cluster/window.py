@@ -22,6 +22,7 @@ import bisect
 import math
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Literal
 
 import numpy as np
 
@@ -57,8 +58,10 @@ class KeyWindow:
         self._by_message: dict[str, int] = {}
         self._by_citizen: dict[str, set[int]] = {}
         self._by_case: dict[str, set[int]] = {}
+        self._case_first: dict[str, int] = {}
         capacity = 8
         self._at = np.zeros(capacity, dtype=np.int64)
+        self._arrival = np.zeros(capacity, dtype=np.int64)
         self._lat = np.full(capacity, np.nan)
         self._lon = np.full(capacity, np.nan)
         self._sig = np.zeros((capacity, num_perm), dtype=_SIG)
@@ -100,7 +103,11 @@ class KeyWindow:
         for key in fp.citizen:
             self._by_citizen.setdefault(key, set()).add(slot)
         self._by_case.setdefault(fp.case_id, set()).add(slot)
+        first = self._case_first.get(fp.case_id)
+        if first is not None and fp.received_at < first:
+            self._case_first[fp.case_id] = fp.received_at
         self._at[slot] = fp.received_at
+        self._arrival[slot] = arrival
         located = fp.lat is not None and fp.lon is not None
         self._lat[slot] = fp.lat if located else np.nan
         self._lon[slot] = fp.lon if located else np.nan
@@ -123,6 +130,8 @@ class KeyWindow:
         for key in fp.citizen:
             _discard(self._by_citizen, key, slot)
         _discard(self._by_case, fp.case_id, slot)
+        if self._case_first.get(fp.case_id) == at:
+            del self._case_first[fp.case_id]  # recomputed when next asked
         self._fps[slot] = None
         self._live[slot] = False
         self._has_sig[slot] = False
@@ -164,6 +173,7 @@ class KeyWindow:
     def _grow(self, capacity: int) -> None:
         extra = capacity - self._at.size
         self._at = np.concatenate([self._at, np.zeros(extra, dtype=np.int64)])
+        self._arrival = np.concatenate([self._arrival, np.zeros(extra, dtype=np.int64)])
         self._lat = np.concatenate([self._lat, np.full(extra, np.nan)])
         self._lon = np.concatenate([self._lon, np.full(extra, np.nan)])
         self._sig = np.concatenate([self._sig, np.zeros((extra, self.num_perm), dtype=_SIG)])
@@ -181,65 +191,82 @@ class KeyWindow:
         attached = self._same_citizen(candidate, at, settings)
         if attached is not None:
             return attached
-        best: tuple[float, int, Decision] | None = None
-        for slot in self._screen(candidate, at, settings):
-            fp = self._fps[slot]
+        best: tuple[float, int, int] | None = None  # (score, -first seen of master, -position)
+        decision = Decision(DecisionKind.NEW, candidate.case_id)
+        slots, estimates, similarity = self._screen(candidate, at, settings)
+        # Best estimate first (ties in window order); once the estimates fall below the best
+        # exact score, nothing later can win, so a dense spot is not walked report by report.
+        for position in np.argsort(-estimates, kind="stable").tolist():
+            if best is not None and estimates[position] < best[0] - 1e-6:
+                break
+            fp = self._fps[slots[position]]
             assert fp is not None
-            if fp.unit != candidate.unit:
+            scored = self._score(candidate, fp, similarity[position], at, settings)
+            if scored is None:
                 continue
-            jac = _jaccard(candidate, self._sig[slot]) if self._has_sig[slot] else 0.0
-            dt, dist = abs(at - fp.received_at), report_distance(fp, candidate)
-            options: list[tuple[float, str]] = []
-            if same_text(candidate, fp, jac, dt, dist, settings):
-                options.append((jac, "text"))
-            near = dist is not None and dist <= settings.place_radius_m
-            recent = dt <= settings.place_window.total_seconds()
-            if near and recent and numbers_agree(candidate, fp):
-                options.append((1.0 - (dist or 0.0) / settings.place_radius_m, "place"))
-            if not options:
-                continue
-            score, reason = max(options)
-            rank = (round(score, 6), -self._first_seen(fp.case_id))
-            if best is None or rank > best[:2]:
+            score, reason = scored
+            rank = (round(score, 6), -self._first_seen(fp.case_id), -position)
+            if best is None or rank > best:
                 decision = Decision(
-                    DecisionKind.CLUSTER,
-                    fp.case_id,
-                    "text" if reason == "text" else "place",
-                    round(score, 3),
-                    fp.message_id,
+                    DecisionKind.CLUSTER, fp.case_id, reason, round(score, 3), fp.message_id
                 )
-                best = (rank[0], rank[1], decision)
-        return best[2] if best is not None else Decision(DecisionKind.NEW, candidate.case_id)
+                best = rank
+        return decision
+
+    @staticmethod
+    def _score(
+        candidate: Fingerprint, fp: Fingerprint, jac: float, at: int, settings: ClusterSettings
+    ) -> tuple[float, Literal["text", "place"]] | None:
+        """Rules 3 and 4 exactly as ``logic.decide`` applies them to one report (``jac``:
+        the signatures' agreement, computed as ``features.jaccard`` does)."""
+        if fp.unit != candidate.unit:
+            return None
+        dt, dist = abs(at - fp.received_at), report_distance(fp, candidate)
+        options: list[tuple[float, Literal["text", "place"]]] = []
+        if same_text(candidate, fp, jac, dt, dist, settings):
+            options.append((jac, "text"))
+        near = dist is not None and dist <= settings.place_radius_m
+        recent = dt <= settings.place_window.total_seconds()
+        if near and recent and numbers_agree(candidate, fp):
+            options.append((1.0 - (dist or 0.0) / settings.place_radius_m, "place"))
+        return max(options) if options else None
 
     def _same_citizen(
         self, candidate: Fingerprint, at: int, settings: ClusterSettings
     ) -> Decision | None:
+        """Rule 2: the citizen's newest matching report (ties: the first in window order),
+        looked for newest first."""
         slots = set().union(*(self._by_citizen.get(key, ()) for key in candidate.citizen))
         window = settings.attach_window.total_seconds()
-        matches = []
-        for slot in sorted(slots, key=self._order.__getitem__):
+        newest: Fingerprint | None = None
+        for slot in sorted(slots, key=self._order.__getitem__, reverse=True):
             fp = self._fps[slot]
             assert fp is not None
+            if newest is not None and fp.received_at < newest.received_at:
+                break
             if (
                 fp.unit == candidate.unit
                 and abs(at - fp.received_at) <= window
                 and not districts_differ(fp, candidate)
                 and (report_distance(fp, candidate) or 0.0) <= settings.citizen_radius_m
             ):
-                matches.append(fp)
-        if not matches:
+                newest = fp
+        if newest is None:
             return None
-        newest = max(matches, key=lambda fp: fp.received_at)
         return Decision(DecisionKind.ATTACH_SAME_CITIZEN, newest.case_id, matched=newest.message_id)
 
-    def _screen(self, candidate: Fingerprint, at: int, settings: ClusterSettings) -> list[int]:
-        """Slots that may match by text or place, oldest first (a superset of the matches)."""
+    def _screen(
+        self, candidate: Fingerprint, at: int, settings: ClusterSettings
+    ) -> tuple[list[int], np.ndarray, list[float]]:
+        """Slots that may match by text or place, in window order (a superset of the
+        matches), with an estimate of each one's score (within rounding of the exact one)
+        and its signature agreement."""
         n = len(self._fps)
         if n == 0:
-            return []
-        live = self._live[:n]
+            return [], np.zeros(0), []
         dt = np.abs(self._at[:n] - at)
         dist = self._distances(candidate, n)
+        agree = np.zeros(n)
         text = np.zeros(n, dtype=bool)
         if len(candidate.signature) == 2 * self.num_perm:
             mine = np.frombuffer(candidate.signature, dtype=_SIG)
@@ -251,10 +278,16 @@ class KeyWindow:
                 & (dt <= settings.cluster_window.total_seconds())
                 & ~far
             )
-        near = dist <= settings.place_radius_m + _SLACK_M
-        place = near & (dt <= settings.place_window.total_seconds())
-        slots = np.flatnonzero(live & (text | place)).tolist()
-        return sorted(slots, key=self._order.__getitem__)
+        place = (dist <= settings.place_radius_m + _SLACK_M) & (
+            dt <= settings.place_window.total_seconds()
+        )
+        hits = np.flatnonzero(self._live[:n] & (text | place))
+        hits = hits[np.lexsort((self._arrival[hits], self._at[hits]))]
+        with np.errstate(invalid="ignore"):
+            by_place = np.where(place[hits], 1.0 - dist[hits] / settings.place_radius_m, -1.0)
+        estimates = np.maximum(np.where(text[hits], agree[hits], -1.0), by_place)
+        similarity = np.where(self._has_sig[hits], agree[hits], 0.0)
+        return hits.tolist(), estimates, similarity.tolist()
 
     def _distances(self, candidate: Fingerprint, n: int) -> np.ndarray:
         if candidate.lat is None or candidate.lon is None:
@@ -266,15 +299,13 @@ class KeyWindow:
             return 2 * _EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
 
     def _first_seen(self, case_id: str) -> int:
-        return min(self._order[slot][0] for slot in self._by_case[case_id])
-
-
-def _jaccard(candidate: Fingerprint, row: np.ndarray) -> float:
-    """As ``features.jaccard``: the share of agreeing minima (0 without a signature)."""
-    if len(candidate.signature) != row.size * row.itemsize:
-        return 0.0
-    mine = np.frombuffer(candidate.signature, dtype=_SIG)
-    return float((row == mine).mean())
+        """When the case's oldest report in the window arrived (cached until it leaves)."""
+        first = self._case_first.get(case_id)
+        if first is None:
+            first = self._case_first[case_id] = min(
+                self._order[slot][0] for slot in self._by_case[case_id]
+            )
+        return first
 
 
 def _discard(index: dict[str, set[int]], key: str, slot: int) -> None:

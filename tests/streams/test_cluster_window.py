@@ -247,3 +247,18 @@ async def test_day_buckets_of_the_earlier_version_are_read_and_rewritten() -> No
     assert bucket not in table  # rewritten as one entry per report
     assert {entry_key("k", f"api:{x}") for x in "abc"} <= set(table)
     assert decode_fingerprint(table[entry_key("k", "api:a")]).case_id == "C-1"
+
+
+def test_ties_go_to_the_first_report_in_window_order_as_in_the_rules() -> None:
+    index = KeyWindow(SETTINGS.num_perm)
+    listed = []
+    for name, text in (("a", TEXTS[4]), ("b", TEXTS[6])):  # the same citizen, the same second
+        fp = joined(
+            _fp(_msg(name, text, T0, phone=PHONES[0])), Decision(DecisionKind.NEW, f"C-{name}")
+        )
+        index.add(fp)
+        listed.append(fp)
+    follow = _fp(_msg("c", TEXTS[8], T0 + timedelta(hours=1), phone=PHONES[0]))
+    now = T0 + timedelta(hours=2)
+    expected = decide(follow, listed, SETTINGS, now)
+    assert expected.case_id == "C-a" and index.decide(follow, SETTINGS, now) == expected
