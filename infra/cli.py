@@ -142,6 +142,22 @@ def _outbound(settings: Settings, _args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _record(settings: Settings, _args: argparse.Namespace) -> int:
+    """The case store's writer on ``intake.cases`` (``sinks.recorder``) until SIGTERM."""
+    import signal
+
+    from sinks import recorder
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await recorder.run(settings, stop)
+
+    return asyncio.run(run())
+
+
 def _up(settings: Settings, _args: argparse.Namespace) -> int:
     from infra.supervisor import Supervisor
 
@@ -282,6 +298,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("outbound", help="send replies to citizens and reminders to units").set_defaults(
         run=_outbound
     )
+    sub.add_parser("record", help="write intake.cases to the case store").set_defaults(run=_record)
     sub.add_parser("up", help="broker, topics, worker and web together").set_defaults(run=_up)
     connector = sub.add_parser("connector", help="run one channel connector")
     connector.add_argument("name", choices=CONNECTORS)

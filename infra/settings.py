@@ -28,6 +28,7 @@ __all__ = [
     "DatabaseSettings",
     "ImapSettings",
     "KafkaSettings",
+    "RecorderSettings",
     "Settings",
     "TwilioSettings",
     "TwitterSettings",
@@ -118,14 +119,25 @@ class WorkerSettings(BaseModel):
     app_id: str = "alo153-intake"
     retry_attempts: int = Field(default=3, ge=0)
     retry_backoff_s: float = Field(default=0.5, ge=0)
-    store_batch_size: int = Field(default=200, ge=1)
-    store_batch_within_s: float = Field(default=0.5, gt=0)
     #: How long the group waits for a silent (e.g. killed) worker before giving its partitions away.
     session_timeout_s: float = Field(default=30.0, ge=6)
     commit_interval_s: float = Field(default=2.8, gt=0)
     #: How long a send may wait to share a produce request: 0 costs a request per event.
     producer_linger_s: float = Field(default=0.005, ge=0, le=1)
     log_level: Literal["debug", "info", "warn", "error"] = "info"
+
+
+class RecorderSettings(BaseModel):
+    """``intake record``: the case store's writer on ``intake.cases``, in its own process."""
+
+    #: Its consumer group; default ``<worker.app_id>-recorder`` (see ``sinks.recorder.group_id``).
+    group_id: str | None = None
+    #: Records per ``getmany`` batch: one store transaction and one offset commit each.
+    max_records: int = Field(default=500, ge=1)
+    poll_timeout_s: float = Field(default=1.0, gt=0)
+    #: While the store (or the dead-letter topic) is unreachable: wait, doubling, up to the max.
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
 
 
 class ImapSettings(BaseModel):
@@ -250,6 +262,7 @@ class Settings(BaseSettings):
     blobs: BlobSettings = BlobSettings()
     web: WebSettings = WebSettings()
     worker: WorkerSettings = WorkerSettings()
+    recorder: RecorderSettings = RecorderSettings()
     connectors: ConnectorSettings = ConnectorSettings()
     deadlines: DeadlineSettings = DeadlineSettings()
     classifier: ClassifierSettings = ClassifierSettings()

@@ -1,6 +1,6 @@
-"""``intake up``: the broker (when none answers), topics, the worker, the web server and the
-outbound sender (replies, reminders) in one supervised process group. A child that dies is
-restarted with backoff; Ctrl-C stops them all."""
+"""``intake up``: the broker (when none answers), topics, the worker, the recorder (the case
+store's writer), the web server and the outbound sender (replies, reminders) in one supervised
+process group. A child that dies is restarted with backoff; Ctrl-C stops them all."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from connectors.runtime import EXIT_CONFIG
 from infra.broker import BundledKafka, broker_answers
 from infra.settings import Settings
 from infra.topics import create_topics
+from sinks.recorder import ready_file as recorder_ready_file
 from sinks.store import CaseStore
 from streams.app import ready_file
 
@@ -64,6 +65,7 @@ class Supervisor:
         cli = [sys.executable, "-m", "infra.cli"]
         self.children = [
             _Child("worker", [*cli, "worker"]),
+            _Child("recorder", [*cli, "record"]),  # intake.cases → the case store
             _Child("web", [*cli, "web"]),
             _Child("outbound", [*cli, "outbound"]),  # replies to citizens, reminders to units
         ]
@@ -123,23 +125,28 @@ class Supervisor:
         store.migrate()
         store.close()
         ready_file(s).unlink(missing_ok=True)
+        recorder_ready_file(s).unlink(missing_ok=True)
 
     def _wait_ready(self) -> None:
         s = self.settings
-        marker = ready_file(s)
+        marker, recorder = ready_file(s), recorder_ready_file(s)
         health = f"http://{s.web.host}:{s.web.port}/healthz"
         deadline = time.monotonic() + 120
-        worker_ok = web_ok = False
-        while time.monotonic() < deadline and not (worker_ok and web_ok):
+        worker_ok = recorder_ok = web_ok = False
+        while time.monotonic() < deadline and not (worker_ok and recorder_ok and web_ok):
             self._watch()
             worker_ok = worker_ok or marker.is_file()
+            recorder_ok = recorder_ok or recorder.is_file()
             web_ok = web_ok or _http_ok(health)
             time.sleep(0.3)
-        if not (worker_ok and web_ok):
-            raise RuntimeError(f"not ready in 120s (worker={worker_ok}, web={web_ok})")
+        if not (worker_ok and recorder_ok and web_ok):
+            raise RuntimeError(
+                f"not ready in 120s (worker={worker_ok}, recorder={recorder_ok}, web={web_ok})"
+            )
         partitions = json.loads(marker.read_text()).get("partitions", "?")
         base = f"http://{s.web.host}:{s.web.port}"
         print(f"Worker      : ready, {partitions} partitions assigned", flush=True)
+        print("Recorder    : ready, intake.cases → case store", flush=True)
         print(f"Intake API  : POST {base}/api/v1/intake (Bearer INTAKE_WEB__API_TOKEN)")
         print(f"Health      : {base}/healthz")
         print(f"Case store  : {_redact(s.database_url)}")

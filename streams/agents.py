@@ -10,10 +10,12 @@ intake.cluster   ─cluster──►  a new problem: intake.cases (created), rou
 routing          ─────────►  units.<unit> | districts.<ilce> | external.<body> (+ a notice on
                               intake.replies), intake.emergency, intake.review, intake.cases
                               (routed, with the due date; answered for calls resolved on the line)
-intake.cases     ─record───►  case store (batched, idempotent)
 units.responses  ─answer───►  intake.cases (answered, extended, rerouted), intake.replies (an
                               answer to every reporter, with the before/after collage),
                               intake.review (a case a unit says is not theirs)
+
+``intake.cases`` is written to the case store by its own process (``intake record``,
+:mod:`sinks.recorder`): the store's SQL does not compete with the hot path for the GIL.
 
 Routing happens in the agent that decides a case is new, not in a consumer of intake.cases:
 one Kafka hop less per report, and the created event is still written before its routed ones.
@@ -34,7 +36,6 @@ from schemas.case import CaseEvent, CaseEventKind, UnitResponse
 from schemas.common import Contract, utc_now
 from schemas.message import CitizenMessage
 from schemas.raw import RawEvent
-from sinks.store import CaseStore
 from streams.answers import AnswerDesk
 from streams.classify.classifier import Classifier
 from streams.cluster.logic import (
@@ -70,17 +71,15 @@ def register_agents(
     app: faust.App,
     topics: Topics,
     guard: EventGuard,
-    store: CaseStore | None,
     classifier: Classifier,
     cluster_settings: ClusterSettings,
     *,
     calendar: WorkingCalendar,
     desk: AnswerDesk | None,
-    batch_size: int,
-    batch_within_s: float,
 ) -> None:
-    """Attach the pipeline's agents to ``app``. ``store`` None runs without the case store;
-    ``desk`` None without the agent that handles units' answers (it needs the store)."""
+    """Attach the pipeline's agents to ``app``. ``desk`` None runs without the agent that
+    handles units' answers (it reads the case store). The case store itself is written by
+    its own process (``intake record``, :mod:`sinks.recorder`), not by the worker."""
 
     def each_event(
         stage: str, handler: Callable[[EventT[Any]], Awaitable[None]]
@@ -220,10 +219,6 @@ def register_agents(
                 key=reply.reply_id.encode(), value=reply.to_bytes(), headers=_JSON
             )
 
-    async def _record(cases: list[CaseEvent]) -> None:
-        assert store is not None
-        await asyncio.to_thread(store.apply, cases)
-
     classify_size = classifier.settings.batch_size
     classify_within = classifier.settings.batch_within_s
     app.agent(topics.raw, name="intake")(
@@ -233,13 +228,3 @@ def register_agents(
     app.agent(topics.cluster, name="cluster", concurrency=1)(each_event("cluster", _cluster))
     if desk is not None:
         app.agent(topics.responses, name="answer")(each_event("answer", _answer))
-    if store is not None:
-        app.agent(topics.cases, name="record")(
-            in_batches(
-                "record",
-                lambda e: CaseEvent.from_bytes(e.value),
-                _record,
-                batch_size,
-                batch_within_s,
-            )
-        )

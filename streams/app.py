@@ -102,13 +102,10 @@ def build_worker_app(settings: Settings, store: CaseStore | None) -> tuple[faust
         app,
         topics,
         guard,
-        store,
         Classifier.load(settings.classifier),  # fails fast on a stale or missing model
         settings.cluster,
         calendar=calendar,
         desk=desk,
-        batch_size=settings.worker.store_batch_size,
-        batch_within_s=settings.worker.store_batch_within_s,
     )
     marker = ready_file(settings)
     marker.unlink(missing_ok=True)

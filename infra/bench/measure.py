@@ -3,8 +3,10 @@
 * **Throughput**: the system under test is paused (SIGSTOP) while the events are loaded into
   its input topic, then resumed; the clock runs from the resume until the bench has read the
   last expected output. CPU is the process's user + system time from the resume until its
-  consumer group has committed everything it read (so work still queued behind the outputs,
-  such as the case store, is charged to the events that caused it).
+  consumer group has committed everything it read (so work still queued behind the outputs
+  is charged to the events that caused it). The pipeline's recorder (the case store's
+  writer, a process of its own) is measured over the same span, until its group has
+  committed all of ``intake.cases``, and reported apart.
 * **Latency**: a paced producer sends at a fixed rate; each event's latency is the time its
   output was read minus the time it was *scheduled* to be sent (a late send counts against
   the system, not in its favour). Both clocks are this process's monotonic clock.
@@ -221,6 +223,14 @@ class Subject:
     #: every token must come out (a forwarder); False: the system may merge or drop events
     #: (the pipeline's deduplication), so "done" is its group having committed all it read
     require_all: bool
+    #: a second process whose CPU is measured apart (the pipeline's ``intake record``)
+    recorder: ManagedProcess | None = None
+
+    def check_alive(self) -> None:
+        """Raise with the log's tail when a process of this system has exited."""
+        self.process.check_alive()
+        if self.recorder is not None:
+            self.recorder.check_alive()
 
 
 @dataclass(frozen=True)
@@ -234,6 +244,8 @@ class Throughput:
     drain_s: float
     outputs: int
     dead_letters: int
+    #: CPU of the recorder over the same span (``None``: the system has none)
+    recorder_cpu_us_per_event: float | None = None
 
 
 @dataclass(frozen=True)
@@ -264,7 +276,7 @@ async def _load(producer: AIOKafkaProducer, topic: str, events: Sequence[Generat
 
 async def _wait_drained(subject: Subject, timeout_s: float) -> None:
     what = f"{subject.name} did not commit all its input"
-    check = subject.process.check_alive
+    check = subject.check_alive
     await _until(subject.drained, timeout_s, lambda: what, check, every_s=0.1)
 
 
@@ -274,7 +286,7 @@ def _output_timeout(n: int) -> float:
 
 async def _outputs(subject: Subject, timeout_s: float) -> dict[bytes, float]:
     """First-arrival times once everything sent has been processed and read back."""
-    check = subject.process.check_alive
+    check = subject.check_alive
     if subject.require_all:
         return await subject.watcher.wait_all(timeout_s, check)
     await _wait_drained(subject, timeout_s)
@@ -296,7 +308,7 @@ async def warm_up(
     for events in batches:
         subject.watcher.expect(subject.tokens(events))
         await _load(producer, subject.input_topic, events)
-        await subject.watcher.wait_first(300.0, subject.process.check_alive)
+        await subject.watcher.wait_first(300.0, subject.check_alive)
         await _outputs(subject, _output_timeout(len(events)))
         await _wait_drained(subject, 120.0)
 
@@ -306,10 +318,12 @@ async def measure_throughput(
 ) -> Throughput:
     """Load ``events`` while the system is paused, resume it, time until all outputs are read."""
     subject.watcher.expect(subject.tokens(events))
+    recorder = subject.recorder
     subject.process.pause()
     try:
         await _load(producer, subject.input_topic, events)
         cpu_before = subject.process.cpu_s()
+        recorder_before = recorder.cpu_s() if recorder is not None else 0.0
     finally:
         started = time.monotonic()
         subject.process.resume()
@@ -319,6 +333,7 @@ async def measure_throughput(
     await _wait_drained(subject, 300.0)
     drain_s = time.monotonic() - (started + elapsed)
     cpu = subject.process.cpu_s() - cpu_before
+    recorder_cpu = recorder.cpu_s() - recorder_before if recorder is not None else None
     return Throughput(
         events=len(events),
         elapsed_s=elapsed,
@@ -327,6 +342,9 @@ async def measure_throughput(
         drain_s=drain_s,
         outputs=outputs,
         dead_letters=subject.watcher.dead_letters,
+        recorder_cpu_us_per_event=(
+            recorder_cpu / len(events) * 1e6 if recorder_cpu is not None else None
+        ),
     )
 
 

@@ -3,11 +3,14 @@
 * ``passthrough``: ``python -m infra.bench.passthrough`` between two bench topics;
 * ``forward``: ``python -m infra.bench.forward worker``, a Faust agent that only forwards;
 * ``pipeline``: the real ``python -m infra.cli worker`` with an app id, data directory and
-  case store of its own, fed on ``intake.raw.api`` and read back on its output topics.
+  case store of its own, fed on ``intake.raw.api`` and read back on its output topics, and
+  beside it ``python -m infra.cli record`` (the case store's writer) on the same data
+  directory, whose CPU is reported apart.
 
 Children get the bench's settings through ``INTAKE_*`` variables (each section as JSON) and
 run in their own directory, so a ``.env`` file there cannot change them. The pipeline's
-consumer group starts at the end of every contract topic, so it never replays old traffic.
+consumer groups (worker and recorder) start at the end of every contract topic, so they never
+replay old traffic.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from infra.bench.measure import SEQ_HEADER, Subject, Watcher, partitions_of
 from infra.settings import Settings
 from schemas.common import Channel
 from schemas.registry import DEADLETTER_TOPIC, all_topic_names, raw_topic
+from sinks.recorder import CASES_TOPIC
+from sinks.recorder import ready_file as recorder_ready_file
 from streams.app import ready_file
 
 __all__ = [
@@ -49,6 +54,7 @@ __all__ = [
     "child_env",
     "commit_end_offsets",
     "process_cpu_s",
+    "recorder_group",
     "start_subject",
     "stop_all",
 ]
@@ -175,6 +181,11 @@ def app_id(settings: Settings, run_id: str, system: str) -> str:
     return f"{settings.worker.app_id}-bench-{run_id}-{system}"
 
 
+def recorder_group(app: str) -> str:
+    """The consumer group of the pipeline's recorder in one run."""
+    return f"{app}-recorder"
+
+
 def _reveal(value: Any) -> Any:
     if isinstance(value, SecretStr):
         return value.get_secret_value()
@@ -196,6 +207,8 @@ def child_env(settings: Settings, data_dir: Path, app: str) -> dict[str, str]:
             data = _reveal(value.model_dump())
             if name == "worker":
                 data["app_id"] = app
+            if name == "recorder":  # never the configured group: that one is production's
+                data["group_id"] = recorder_group(app)
             env[f"INTAKE_{name.upper()}"] = json.dumps(to_jsonable_python(data))
         else:
             env[f"INTAKE_{name.upper()}"] = str(to_jsonable_python(value))
@@ -241,6 +254,18 @@ def _drained(
     return check
 
 
+def _all(*checks: Callable[[], Awaitable[bool]]) -> Callable[[], Awaitable[bool]]:
+    """True when every check is (evaluated in order, stopping at the first False)."""
+
+    async def check() -> bool:
+        for one in checks:
+            if not await one():
+                return False
+        return True
+
+    return check
+
+
 def seq_tokens(events: Sequence[GeneratedEvent]) -> dict[bytes, int]:
     """A forwarder passes every event's ``bench.seq`` header through."""
     return {str(e.seq).encode(): i for i, e in enumerate(events)}
@@ -266,11 +291,16 @@ async def start_subject(
     app = app_id(settings, run_id, system)
     env = child_env(settings, data_dir, app)
     python = sys.executable
+    recorder: ManagedProcess | None = None
     if system == "pipeline":
         source = raw_topic(Channel.API)
         await commit_end_offsets(admin, options, app, all_topic_names())
+        await commit_end_offsets(admin, options, recorder_group(app), [CASES_TOPIC])
         argv = [python, "-m", "infra.cli", "worker"]
-        ready = ready_file(settings.model_copy(update={"data_dir": data_dir}))
+        own = settings.model_copy(update={"data_dir": data_dir})
+        ready = ready_file(own)
+        record = [python, "-m", "infra.cli", "record"]
+        recorder = ManagedProcess("recorder", record, env, cwd, recorder_ready_file(own))
         watcher = Watcher(options, OUTPUT_PATTERN, key_token, DEADLETTER_TOPIC)
         tokens, require_all = case_tokens, False
 
@@ -294,10 +324,15 @@ async def start_subject(
 
     data_dir.mkdir(parents=True, exist_ok=True)
     process = ManagedProcess(system, argv, env, cwd, ready)
-    started.append(process)
-    process.start()
     drained = _drained(admin, watcher, app, consumed)
-    subject = Subject(system, source, process, watcher, tokens, drained, require_all)
+    for proc in (process, recorder):
+        if proc is not None:
+            started.append(proc)
+            proc.start()
+    if recorder is not None:  # drained also when the recorder committed all of intake.cases
+        cases = _drained(admin, watcher, recorder_group(app), lambda t: t == CASES_TOPIC)
+        drained = _all(drained, cases)
+    subject = Subject(system, source, process, watcher, tokens, drained, require_all, recorder)
     try:
         await watcher.start(admin)
     except BaseException:

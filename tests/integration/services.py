@@ -1,7 +1,8 @@
 """Real services for the integration tests: the bundled Kafka and the product's own processes.
 
-Nothing here is mocked: the broker is the real Apache Kafka the product bundles, and the worker
-and web server run as separate processes, exactly as ``intake up`` starts them.
+Nothing here is mocked: the broker is the real Apache Kafka the product bundles, and the worker,
+the recorder (the case store's writer) and the web server run as separate processes, exactly
+as ``intake up`` starts them.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class ProductEnv:
     bootstrap: str
     variables: dict[str, str]
     procs: list[Proc] = field(default_factory=list)
+    #: The live ``intake record`` of each data directory (one writer per case store).
+    recorders: dict[Path, Proc] = field(default_factory=dict)
 
     def env(self, **extra: str) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
@@ -126,14 +129,48 @@ class ProductEnv:
         self.procs.append(proc)
         return proc
 
-    def start_worker(self, data_dir: Path, timeout_s: float = 90, **extra: str) -> Proc:
-        """Start ``intake worker`` and wait until it owns its partitions (its ready file)."""
+    def start_worker(
+        self, data_dir: Path, timeout_s: float = 90, *, recorder: bool = True, **extra: str
+    ) -> Proc:
+        """Start ``intake worker`` and wait until it owns its partitions (its ready file).
+
+        Unless ``recorder`` is False, ``intake record`` runs beside it on the same data
+        directory (started once: a worker restarted after a kill finds it still running),
+        so the case store is written as under ``intake up``.
+        """
+        recorder_proc = None
+        if recorder and not self._recorder_alive(data_dir):
+            recorder_proc = self._launch_recorder(data_dir, **extra)
         ready = data_dir / "worker" / "ready.json"
         ready.unlink(missing_ok=True)
         proc = self.start("worker", ["worker"], INTAKE_DATA_DIR=str(data_dir), **extra)
+        self._wait_ready(proc, ready, timeout_s)
+        if recorder_proc is not None:
+            self._wait_ready(recorder_proc, data_dir / "recorder" / "ready.json", timeout_s)
+        return proc
+
+    def start_recorder(self, data_dir: Path, timeout_s: float = 60, **extra: str) -> Proc:
+        """Start ``intake record`` and wait until it owns its partitions (its ready file)."""
+        proc = self._launch_recorder(data_dir, **extra)
+        self._wait_ready(proc, data_dir / "recorder" / "ready.json", timeout_s)
+        return proc
+
+    def _recorder_alive(self, data_dir: Path) -> bool:
+        running = self.recorders.get(data_dir)
+        return running is not None and running.alive()
+
+    def _launch_recorder(self, data_dir: Path, **extra: str) -> Proc:
+        (data_dir / "recorder" / "ready.json").unlink(missing_ok=True)
+        proc = self.start("recorder", ["record"], INTAKE_DATA_DIR=str(data_dir), **extra)
+        self.recorders[data_dir] = proc
+        return proc
+
+    @staticmethod
+    def _wait_ready(proc: Proc, ready: Path, timeout_s: float) -> None:
+        """Wait until ``proc`` (by pid) wrote ``ready`` with partitions assigned to it."""
 
         def is_ready() -> bool:
-            assert proc.alive(), f"worker died:\n{proc.tail()}"
+            assert proc.alive(), f"{proc.name} died:\n{proc.tail()}"
             if not ready.is_file():
                 return False
             try:
@@ -142,8 +179,7 @@ class ProductEnv:
                 return False
             return bool(info.get("pid") == proc.popen.pid and info.get("partitions"))
 
-        wait_until(is_ready, timeout_s, "the worker's partition assignment")
-        return proc
+        wait_until(is_ready, timeout_s, f"the {proc.name}'s partition assignment")
 
     def start_web(
         self, data_dir: Path, port: int, token: str, timeout_s: float = 60, **extra: str
@@ -173,3 +209,4 @@ class ProductEnv:
         for proc in reversed(self.procs):
             proc.stop()
         self.procs.clear()
+        self.recorders.clear()

@@ -76,6 +76,13 @@ def test_tiny_bench_reports_every_field(kafka: ProductEnv, tmp_path: Path) -> No
     # a forwarder copies every event; the pipeline may merge duplicates
     assert summary["systems"]["forward"]["rounds"][0]["outputs"] >= 300
     assert summary["systems"]["pipeline"]["rounds"][0]["outputs"] > 0
+    # the pipeline's recorder (intake record) is measured apart from the worker
+    pipeline = summary["systems"]["pipeline"]
+    assert pipeline["recorder_cpu_us_per_event"] > 0
+    assert pipeline["rounds"][0]["recorder_cpu_us_per_event"] > 0
+    for name in ("passthrough", "forward"):
+        assert "recorder_cpu_us_per_event" not in summary["systems"][name]
+        assert summary["systems"][name]["rounds"][0]["recorder_cpu_us_per_event"] is None
     assert [t["target"] for t in summary["targets"]] == [
         "full pipeline events/s per worker",
         "forwarding agent / passthrough",
@@ -108,5 +115,6 @@ def test_table_output_names_each_system(kafka: ProductEnv, tmp_path: Path) -> No
     )
     table = out.getvalue()
     assert "events/s" in table and "CPU µs/event" in table and "p99 ms" in table
+    assert "recorder µs/event" in table
     assert "passthrough" in table
     assert _our_children() == []

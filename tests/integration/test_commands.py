@@ -108,7 +108,15 @@ def test_intake_up_reaches_ready_and_stops_everything_on_ctrl_c(
         assert f"http://127.0.0.1:{port}/api/v1/intake" in text
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
         children = [int(p) for p in os.popen(f"pgrep -P {up.pid}").read().split()]
-        assert len(children) == 3  # worker, web server, outbound sender
+        assert "Recorder    : ready" in text
+        assert len(children) == 4  # worker, recorder, web server, outbound sender
+        commands = sorted(Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children)
+        assert [c.split(b"\0")[2:4] for c in commands] == [
+            [b"infra.cli", b"outbound"],
+            [b"infra.cli", b"record"],
+            [b"infra.cli", b"web"],
+            [b"infra.cli", b"worker"],
+        ]
     finally:
         os.killpg(up.pid, signal.SIGINT)
         up.wait(timeout=60)
