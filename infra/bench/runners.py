@@ -66,8 +66,9 @@ SYSTEMS = ("passthrough", "forward", "pipeline")
 OUTPUT_PATTERN = (
     r"^(units\.(?!responses$)[^.]+|districts\.[^.]+|external\.[^.]+|intake\.(emergency|review))$"
 )
+#: Topics the worker writes but does not read (``intake.cases`` is the recorder's).
 _WRITTEN_ONLY = re.compile(
-    rf"{OUTPUT_PATTERN}|^intake\.(deadletter|alarms|replies|messages)$|^bench\."
+    rf"{OUTPUT_PATTERN}|^intake\.(deadletter|alarms|replies|messages|cases)$|^bench\."
 )
 #: Sections every process needs alike; the others are per process (or unused by workers).
 _PER_PROCESS = {"data_dir", "db", "blobs", "web", "connectors", "broker"}
