@@ -127,9 +127,11 @@ def register_agents(
     async def send(topic: TopicT, key: str, payload: Contract) -> None:
         await topic.send(key=key.encode(), value=payload.to_bytes(), headers=_JSON)
 
-    async def send_case(created: CaseEvent) -> None:
-        """Write a new case's event, then everything routing it produces."""
-        await send(topics.cases, created.case_id, created)
+    async def send_case(created: CaseEvent, encoded: bytes | None = None) -> None:
+        """Write a new case's event (``encoded``: its bytes, when already at hand), then
+        everything routing it produces."""
+        value = encoded if encoded is not None else created.to_bytes()
+        await topics.cases.send(key=created.case_id.encode(), value=value, headers=_JSON)
         if created.kind is not CaseEventKind.CREATED:
             return  # a follow-up joins its case; nothing to route
         routing = route_case(created, utc_now(), classifier.settings.review_threshold, calendar)
@@ -185,8 +187,8 @@ def register_agents(
 
         async def emit(decision: Decision) -> None:
             step = case_event_for(created, decision)
-            if step is not None:
-                await send_case(step)
+            if step is not None:  # a new case is the created event as it came: not re-encoded
+                await send_case(step, event.value if step is created else None)
 
         key = cast(bytes, event.key).decode()
         await window.step(key, candidate, utc_now(), emit)
