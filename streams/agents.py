@@ -191,7 +191,8 @@ def register_agents(
                 await send_case(step, event.value if step is created else None)
 
         key = cast(bytes, event.key).decode()
-        await window.step(key, candidate, utc_now(), emit)
+        source = (event.message.partition, event.message.offset)
+        await window.step(key, candidate, utc_now(), emit, source)
 
     def _carried(event: EventT[Any], message_id: str) -> Fingerprint | None:
         """The fingerprint the intake agent computed for this report, if it is usable."""

@@ -16,8 +16,14 @@ Rules for the agent that calls :meth:`ClusterWindow.step`:
   source and the changelog must be co-partitioned; Faust checks it), one event at a time,
   with ``concurrency=1`` (each step reads, decides and writes back one key);
 * it publishes the decision's result through ``emit``, which the step awaits *before*
-  writing the table: a crash between the two replays the event to the same, stable result
-  instead of finding it already recorded and dropping it as a duplicate.
+  writing the table, and passes the event's ``source`` (partition, offset). ``emit`` need
+  not wait for the broker's acknowledgement: the table's changelog record and the emitted
+  records leave through the same producer in no guaranteed order, so a crash can keep the
+  entry and lose what was emitted. Each entry therefore records the source and the verdict
+  it was decided with; when the uncommitted event is consumed again after the crash, the
+  step finds its own entry and emits the same verdict again (event ids are stable, so what
+  did arrive is overwritten by itself) instead of dropping it as a duplicate. A provider's
+  second delivery of a message is another record at another offset, and is dropped.
 
 Rule 1 (the same provider message twice) is the window itself: a re-delivered message has
 the same text and classification, hence the same key, and its message id is still there.
@@ -45,8 +51,10 @@ from streams.cluster.window import KeyWindow
 __all__ = [
     "ClusterTable",
     "ClusterWindow",
+    "Source",
     "declare_cluster_table",
     "decode_fingerprint",
+    "decode_verdict",
     "decode_window",
     "encode_fingerprint",
     "entry_key",
@@ -55,14 +63,28 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _LEGACY_FORMAT = 1
+_FIELDS = 11  # a fingerprint's fields in a row; a table entry's verdict follows them
+
+#: Where a report was read from: (partition, offset) of its record on the source topic.
+Source = tuple[int, int]
 
 ClusterTable = TableT[str, bytes]
 Emit = Callable[[Decision], Awaitable[None]]
 
 
-def encode_fingerprint(fp: Fingerprint) -> bytes:
-    """One fingerprint as a positional JSON array (field names would double its size)."""
-    return json.dumps(_row(fp), separators=(",", ":")).encode("utf-8")
+def encode_fingerprint(
+    fp: Fingerprint, decided: Decision | None = None, source: Source | None = None
+) -> bytes:
+    """One fingerprint as a positional JSON array (field names would double its size).
+
+    A table entry also carries the ``source`` record it was decided from and the ``decided``
+    verdict (:func:`decode_verdict`), so that a replay of that record after a crash emits
+    the same verdict again; the header the intake agent writes carries neither."""
+    row = _row(fp)
+    if decided is not None and source is not None:
+        row += [source[0], source[1], decided.kind.value, decided.reason, decided.score]
+        row.append(decided.matched)
+    return json.dumps(row, separators=(",", ":")).encode("utf-8")
 
 
 def _row(fp: Fingerprint) -> list[Any]:
@@ -82,7 +104,7 @@ def _row(fp: Fingerprint) -> list[Any]:
 
 
 def _from_row(row: list[Any]) -> Fingerprint:
-    mid, case, unit, district, cell, lat, lon, citizen, at, sig, numbers = row
+    mid, case, unit, district, cell, lat, lon, citizen, at, sig, numbers = row[:_FIELDS]
     return Fingerprint(
         message_id=mid,
         case_id=case,
@@ -101,6 +123,17 @@ def _from_row(row: list[Any]) -> Fingerprint:
 def decode_fingerprint(data: bytes) -> Fingerprint:
     """The fingerprint of a table entry (:func:`encode_fingerprint`'s inverse)."""
     return _from_row(json.loads(data))
+
+
+def decode_verdict(data: bytes) -> tuple[Source, Decision] | None:
+    """The source record and verdict a table entry was decided with (None: not recorded,
+    as in entries written before verdicts were kept)."""
+    row = json.loads(data)
+    if not isinstance(row, list) or len(row) < _FIELDS + 6:
+        return None
+    partition, offset, kind, reason, score, matched = row[_FIELDS : _FIELDS + 6]
+    decision = Decision(DecisionKind(kind), row[1], reason=reason, score=score, matched=matched)
+    return (int(partition), int(offset)), decision
 
 
 def decode_window(data: bytes | None) -> list[Fingerprint]:
@@ -195,26 +228,42 @@ class ClusterWindow:
         return found
 
     async def step(
-        self, key: str, candidate: Fingerprint, now: datetime, emit: Emit | None = None
+        self,
+        key: str,
+        candidate: Fingerprint,
+        now: datetime,
+        emit: Emit | None = None,
+        source: Source | None = None,
     ) -> Decision:
         """Decide what ``candidate`` is against its key's window, emit, then record it.
 
         Must run inside the iteration of a stream keyed by ``key`` (Faust writes the
-        changelog to that event's partition). A duplicate is not recorded again. The window
-        is pruned by event time (the newest report of the key, never later than ``now``),
-        so a backlog processed after an outage is clustered as it would have been live.
+        changelog to that event's partition); ``source`` is that event's (partition,
+        offset). A duplicate is not recorded again; but the record an entry was decided
+        from, read again (a replay after a crash), gets that entry's verdict again, emitted
+        and returned. The window is pruned by event time (the newest report of the key,
+        never later than ``now``), so a backlog processed after an outage is clustered as it
+        would have been live.
         """
         if self._stale:
             self.rebuild()
         window = self._window(key)
         decision = window.decide(candidate, self.settings, now)
+        if (
+            decision.kind is DecisionKind.DUPLICATE
+            and source is not None
+            and (verdict := self._replayed(key, candidate.message_id, source))
+        ):
+            if emit is not None:
+                await emit(verdict)
+            return verdict
         if emit is not None:
             await emit(decision)
         if decision.kind is DecisionKind.DUPLICATE:
             return decision
         kept = joined(candidate, decision)
         window.add(kept)
-        self.table[entry_key(key, kept.message_id)] = encode_fingerprint(kept)
+        self.table[entry_key(key, kept.message_id)] = encode_fingerprint(kept, decision, source)
         if key in self._legacy:
             self._rewrite_legacy(key, window)
         newest = datetime.fromtimestamp(window.newest(), UTC)
@@ -223,6 +272,15 @@ class ClusterWindow:
         if not len(window):
             del self._keys[key]
         return decision
+
+    def _replayed(self, key: str, message_id: str, source: Source) -> Decision | None:
+        """The verdict recorded for ``message_id`` if it was decided from ``source``."""
+        data = self.table.get(entry_key(key, message_id))
+        found = decode_verdict(data) if data else None
+        if found is None or found[0] != source:
+            return None
+        log.info("cluster window: %s read again after a restart; its verdict re-emitted", key)
+        return found[1]
 
     def _rewrite_legacy(self, key: str, window: KeyWindow) -> None:
         for fp in window:

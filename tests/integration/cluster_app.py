@@ -60,8 +60,9 @@ def build_app(env: Mapping[str, str]) -> faust.App:
             "reason": decision.reason,
             "score": decision.score,
         }
-        delivered = await decisions.send(key=message_id.encode(), value=json.dumps(body).encode())
-        await delivered  # acknowledged before the window is written
+        # Not awaited to the broker's acknowledgement, as in the product: a replay of the
+        # source record after a crash is given its recorded verdict again.
+        await decisions.send(key=message_id.encode(), value=json.dumps(body).encode())
 
     @app.agent(source, name="cluster", concurrency=1)
     async def cluster(stream: faust.StreamT[Any]) -> None:
@@ -70,7 +71,8 @@ def build_app(env: Mapping[str, str]) -> faust.App:
             assert created.message is not None and created.classification is not None
             candidate = fingerprints([(created.message, created.classification)], settings)[0]
             emit = partial(publish, created.message.message_id)
-            await window.step(event.key.decode(), candidate, utc_now(), emit)
+            source = (event.message.partition, event.message.offset)
+            await window.step(event.key.decode(), candidate, utc_now(), emit, source)
 
     ready = data_dir / "ready.json"
 

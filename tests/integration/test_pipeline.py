@@ -202,3 +202,54 @@ async def test_sigkill_mid_stream_loses_nothing_and_stores_each_case_once(
         assert kinds.count("created") == 1, case_id
         assert len(routes) == len(set(routes)) >= 1, (case_id, routes)
     print(json.dumps({"delivered_before_kill": delivered_before_kill, "total": len(expected)}))
+
+
+async def test_a_report_consumed_again_after_a_crash_is_routed_again_not_dropped(
+    product: tuple[ProductEnv, Path],
+) -> None:
+    """The crash the cluster window guards against, made to happen: a report's window entry
+    is in the changelog but its offset on ``intake.cluster`` was not committed (here: the
+    group is rewound to it). The restarted worker must route it again; a window that took
+    the report for a provider's second delivery would drop it, and a report whose routed
+    records had not reached the broker before the crash would be lost."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from schemas.ids import message_id, tracking_number
+    from schemas.registry import CLUSTER_TOPIC
+
+    env, data_dir = product
+    street = 60000 + uuid.uuid4().int % 9999
+    pid = f"replay-{uuid.uuid4().hex[:8]}"
+    case_id = tracking_number(message_id("api", pid))
+    text = f"Yüreğir Kiremithane Mahallesi {street} Sokak'ta çöpler bir haftadır alınmıyor"
+    await produce(env.bootstrap, "intake.raw.api", [(pid.encode(), _raw(pid, text))])
+
+    def routed(seen: list) -> list:
+        return [r for r in seen if r.key == case_id.encode()]
+
+    worker = env.start_worker(data_dir)
+    await read_until(env.bootstrap, ROUTE_TOPICS, lambda s: len(routed(s)) >= 1, 60)
+    worker.stop()  # a clean stop: the group is empty and its offsets can be moved
+
+    reports = await read_until(
+        env.bootstrap, [CLUSTER_TOPIC], lambda s: any(pid.encode() in r.value for r in s), 30
+    )
+    report = next(r for r in reports if pid.encode() in r.value)
+    group = env.settings().worker.app_id
+    rewind = AIOKafkaConsumer(bootstrap_servers=env.bootstrap, group_id=group)
+    await rewind.start()
+    try:
+        tp = TopicPartition(CLUSTER_TOPIC, report.partition)
+        rewind.assign([tp])
+        await rewind.commit({tp: report.offset})
+    finally:
+        await rewind.stop()
+
+    first = await read_until(env.bootstrap, ROUTE_TOPICS, lambda s: len(routed(s)) >= 1, 30)
+    env.start_worker(data_dir)
+    again = await read_until(
+        env.bootstrap, ROUTE_TOPICS, lambda s: len(routed(s)) > len(routed(first)), 90
+    )
+    before, after = routed(first), routed(again)
+    # the same work item again (stable ids), to the same topics: nothing new was decided
+    assert {(r.topic, r.value) for r in after} == {(r.topic, r.value) for r in before}

@@ -28,6 +28,7 @@ from streams.cluster.logic import (
 from streams.cluster.state import (
     ClusterWindow,
     decode_fingerprint,
+    decode_verdict,
     encode_fingerprint,
     entry_key,
 )
@@ -192,6 +193,37 @@ async def test_a_step_emits_before_it_writes_one_entry_per_report() -> None:
     stored = decode_fingerprint(table[entry_key("k", "api:m1")])
     assert (stored.message_id, stored.case_id) == ("api:m1", wa.case_id)  # the case it joined
     assert max(len(v) for v in table.values()) < 512  # a changelog record is one report
+
+
+async def test_a_record_replayed_after_a_crash_gets_its_recorded_verdict_again() -> None:
+    # The entries reached the changelog, what was emitted did not: the restarted worker
+    # reads the uncommitted records again and must emit the same verdicts, not drop them.
+    table = _TwinTable()
+    before = ClusterWindow(table, SETTINGS)  # type: ignore[arg-type]
+    wa = _fp(_msg("SM1", TEXTS[0], T0))
+    mail = _fp(_msg("m1", TEXTS[1], T0 + timedelta(hours=1)))
+    now = T0 + timedelta(hours=2)
+    first = await before.step("k", wa, now, source=(2, 40))
+    second = await before.step("k", mail, now, source=(2, 41))
+    assert (first.kind, second.kind) == (DecisionKind.NEW, DecisionKind.CLUSTER)
+
+    after = ClusterWindow(dict(table), SETTINGS)  # type: ignore[arg-type]  # recovered
+    emitted: list[Decision] = []
+
+    async def emit(decision: Decision) -> None:
+        emitted.append(decision)
+
+    assert await after.step("k", wa, now, emit, (2, 40)) == first
+    assert await after.step("k", mail, now, emit, (2, 41)) == second
+    assert emitted == [first, second] and len(after.table) == 2
+    # a provider's second delivery is another record: a duplicate, emitted as such
+    again = await after.step("k", mail, now, emit, (2, 57))
+    assert again.kind is DecisionKind.DUPLICATE and emitted[-1] == again
+    # so is any message whose entry was written before verdicts were kept
+    after.table[entry_key("k", "api:SM1")] = encode_fingerprint(wa)
+    assert (await after.step("k", wa, now, emit, (2, 40))).kind is DecisionKind.DUPLICATE
+    assert decode_verdict(encode_fingerprint(mail)) is None
+    assert decode_fingerprint(table[entry_key("k", "api:m1")]).case_id == wa.case_id
 
 
 async def test_old_reports_are_expired_one_tombstone_each() -> None:
