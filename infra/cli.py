@@ -100,12 +100,13 @@ def _worker(settings: Settings, _args: argparse.Namespace) -> int:
 
     from sinks.store import CaseStore
     from streams.app import build_worker_app
-    from streams.faust_tuning import use_uvloop
+    from streams.faust_tuning import tune_gc, use_uvloop
 
     use_uvloop()  # before the app exists: Faust takes the loop of the current policy
     store = CaseStore(settings.database_url, echo=settings.db.echo)
     store.migrate()
     app, _topics = build_worker_app(settings, store)
+    tune_gc()  # the app, its model and taxonomy are built: freeze them out of the collector
     worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True)
     worker.execute_from_commandline()
     return 0

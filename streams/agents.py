@@ -55,6 +55,7 @@ from streams.cluster.state import (
 )
 from streams.deadletter import EventGuard
 from streams.deadlines import WorkingCalendar
+from streams.faust_tuning import send_raw
 from streams.normalize import normalize
 from streams.routing import open_case, route_case
 from streams.topics import Topics
@@ -125,13 +126,13 @@ def register_agents(
         return agent
 
     async def send(topic: TopicT, key: str, payload: Contract) -> None:
-        await topic.send(key=key.encode(), value=payload.to_bytes(), headers=_JSON)
+        await send_raw(topic, key.encode(), payload.to_bytes(), _JSON)
 
     async def send_case(created: CaseEvent, encoded: bytes | None = None) -> None:
         """Write a new case's event (``encoded``: its bytes, when already at hand), then
         everything routing it produces."""
         value = encoded if encoded is not None else created.to_bytes()
-        await topics.cases.send(key=created.case_id.encode(), value=value, headers=_JSON)
+        await send_raw(topics.cases, created.case_id.encode(), value, _JSON)
         if created.kind is not CaseEventKind.CREATED:
             return  # a follow-up joins its case; nothing to route
         routing = route_case(created, utc_now(), classifier.settings.review_threshold, calendar)
@@ -172,7 +173,7 @@ def register_agents(
                 continue
             key = cluster_key(msg, classifications[i], cluster_settings)
             headers = {**_JSON, FINGERPRINT_HEADER: encode_fingerprint(fp)}
-            await topics.cluster.send(key=key.encode(), value=created.to_bytes(), headers=headers)
+            await send_raw(topics.cluster, key.encode(), created.to_bytes(), headers)
 
     window = ClusterWindow(declare_cluster_table(app), cluster_settings)
 
@@ -214,13 +215,11 @@ def register_agents(
         outcome = await desk.handle(response)
         key = response.case_id.encode()
         for step in outcome.events:
-            await topics.cases.send(key=key, value=step.to_bytes(), headers=_JSON)
+            await send_raw(topics.cases, key, step.to_bytes(), _JSON)
         if outcome.review is not None:
-            await topics.review.send(key=key, value=outcome.review.to_bytes(), headers=_JSON)
+            await send_raw(topics.review, key, outcome.review.to_bytes(), _JSON)
         for reply in outcome.replies:
-            await topics.replies.send(
-                key=reply.reply_id.encode(), value=reply.to_bytes(), headers=_JSON
-            )
+            await send_raw(topics.replies, reply.reply_id.encode(), reply.to_bytes(), _JSON)
 
     classify_size = classifier.settings.batch_size
     classify_within = classifier.settings.batch_within_s

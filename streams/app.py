@@ -22,7 +22,7 @@ from streams.classify.classifier import Classifier
 from streams.deadletter import EventGuard
 from streams.deadlines import WorkingCalendar
 from streams.faust_fixes import apply_faust_fixes
-from streams.faust_tuning import LeanMonitor
+from streams.faust_tuning import LeanMonitor, murmur2_partition, tune_faust
 from streams.topics import Topics, declare_topics
 
 __all__ = ["build_worker_app", "create_app", "ready_file"]
@@ -32,8 +32,10 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app configured for at-least-once delivery against the configured Kafka (with
-    ``streams.faust_fixes`` applied: faust 0.15 can drop events after a table's recovery)."""
+    ``streams.faust_fixes`` applied: faust 0.15 can drop events after a table's recovery; and
+    ``streams.faust_tuning``'s patches, which make a hop cheaper)."""
     apply_faust_fixes()
+    tune_faust()
     kafka = settings.kafka
     brokers = [
         f"kafka://{host.strip()}" for host in kafka.bootstrap_servers.split(",") if host.strip()
@@ -56,6 +58,7 @@ def create_app(settings: Settings) -> faust.App:
         processing_guarantee="at_least_once",
         producer_acks=-1,
         producer_linger=settings.worker.producer_linger_s,
+        producer_partitioner=murmur2_partition,  # aiokafka's partitions, in half the time
         monitor=LeanMonitor(),  # no per-event statistics (see streams.faust_tuning)
         consumer_auto_offset_reset="earliest",
         topic_partitions=kafka.partitions,

@@ -2,7 +2,8 @@
 
 ``python -m infra.bench.forward worker --input T --output U`` runs a Faust worker built like
 the product's (``streams.app.create_app``: same delivery guarantee, acks, commit interval and
-session timeout) whose only agent sends each event's key, value and headers on to ``U``. The
+session timeout) whose only agent sends each event's key, value and headers on to ``U``
+(through ``streams.faust_tuning.send_raw``, as the product's agents can for raw topics). The
 app id and data directory come from the environment (``INTAKE_WORKER__APP_ID``,
 ``INTAKE_DATA_DIR``); the worker writes the same ready file as ``intake worker``.
 """
@@ -19,6 +20,7 @@ import faust
 
 from infra.settings import Settings, load_settings
 from streams.app import create_app, ready_file
+from streams.faust_tuning import send_raw
 
 __all__ = ["build_forward_app", "main"]
 
@@ -32,7 +34,7 @@ def build_forward_app(settings: Settings, input_topic: str, output_topic: str) -
     @app.agent(source, name="forward")
     async def forward(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
-            await sink.send(key=event.key, value=event.value, headers=event.headers)
+            await send_raw(sink, event.key, event.value, event.headers)
 
     marker = ready_file(settings)
     marker.unlink(missing_ok=True)
@@ -54,10 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
     settings = load_settings()
-    from streams.faust_tuning import use_uvloop
+    from streams.faust_tuning import tune_gc, use_uvloop
 
     use_uvloop()  # as the worker does
     app = build_forward_app(settings, args.input, args.output)
+    tune_gc()  # the app and its modules are built: freeze them out of the collector
     worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True)
     worker.execute_from_commandline()
     return 0
