@@ -135,6 +135,11 @@ class RecorderSettings(BaseModel):
     #: Records per ``getmany`` batch: one store transaction and one offset commit each.
     max_records: int = Field(default=500, ge=1)
     poll_timeout_s: float = Field(default=1.0, gt=0)
+    #: The broker holds a fetch until this much is there or ``fetch_wait_s`` has passed, so
+    #: that a steady trickle is stored in batches, not a transaction every few records (the
+    #: store is not on the way to the units: a case shows up there at most this much later).
+    fetch_min_bytes: int = Field(default=256 * 1024, ge=1)
+    fetch_wait_s: float = Field(default=0.25, gt=0, le=5)
     #: While the store (or the dead-letter topic) is unreachable: wait, doubling, up to the max.
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)

@@ -254,6 +254,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=r.max_records,
+        fetch_min_bytes=r.fetch_min_bytes,
+        fetch_max_wait_ms=int(r.fetch_wait_s * 1000),
         session_timeout_ms=session_ms,
         heartbeat_interval_ms=min(3000, session_ms // 3),
     )
