@@ -42,6 +42,7 @@ __all__ = ["KeyWindow"]
 _SIG = np.dtype("<u2")
 _EARTH_RADIUS_M = 6_371_008.8
 _SLACK_M = 1.0  # the screen's distances are numpy's; the exact check uses logic's
+_M_PER_DEGREE = _EARTH_RADIUS_M * math.pi / 180  # of latitude
 
 
 class KeyWindow:
@@ -49,6 +50,7 @@ class KeyWindow:
 
     def __init__(self, num_perm: int) -> None:
         self.num_perm = num_perm
+        self._count_type = np.uint8 if num_perm < 256 else np.uint16
         self._fps: list[Fingerprint | None] = []
         self._free: list[int] = []
         self._seq = 0
@@ -265,19 +267,21 @@ class KeyWindow:
         if n == 0:
             return [], np.zeros(0), []
         dt = np.abs(self._at[:n] - at)
-        dist = self._distances(candidate, n)
         agree = np.zeros(n)
-        text = np.zeros(n, dtype=bool)
+        similar = np.zeros(n, dtype=bool)
         if len(candidate.signature) == 2 * self.num_perm:
             mine = np.frombuffer(candidate.signature, dtype=_SIG)
-            agree = (self._sig[:n] == mine).mean(axis=1)
-            far = dist > settings.text_radius_m + _SLACK_M  # NaN (unlocated) is never far
-            text = (
+            # counted in small integers (about twice as fast as a mean over floats); the
+            # division gives the same float as ``features.jaccard``
+            equal = (self._sig[:n] == mine).sum(axis=1, dtype=self._count_type)
+            agree = equal / self.num_perm
+            similar = (
                 self._has_sig[:n]
                 & (agree >= settings.jaccard_threshold)
                 & (dt <= settings.cluster_window.total_seconds())
-                & ~far
             )
+        dist = self._distances(candidate, n, similar, settings.place_radius_m + _SLACK_M)
+        text = similar & ~(dist > settings.text_radius_m + _SLACK_M)  # NaN is never far
         place = (dist <= settings.place_radius_m + _SLACK_M) & (
             dt <= settings.place_window.total_seconds()
         )
@@ -289,14 +293,24 @@ class KeyWindow:
         similarity = np.where(self._has_sig[hits], agree[hits], 0.0)
         return hits.tolist(), estimates, similarity.tolist()
 
-    def _distances(self, candidate: Fingerprint, n: int) -> np.ndarray:
+    def _distances(
+        self, candidate: Fingerprint, n: int, wanted: np.ndarray, within_m: float
+    ) -> np.ndarray:
+        """Metres from the candidate: NaN where either is unlocated; computed for the
+        ``wanted`` rows and those that may lie ``within_m`` (by latitude alone: a great
+        circle is never shorter than its north-south part), +inf for the rest."""
         if candidate.lat is None or candidate.lon is None:
             return np.full(n, np.nan)
-        p1, p2 = math.radians(candidate.lat), np.radians(self._lat[:n])
-        dp, dl = p2 - p1, np.radians(self._lon[:n] - candidate.lon)
-        h = np.sin(dp / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+        lat, lon = self._lat[:n], self._lon[:n]
         with np.errstate(invalid="ignore"):
-            return 2 * _EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+            near = np.abs(lat - candidate.lat) <= within_m / _M_PER_DEGREE * 1.001 + 1e-9
+        rows = np.flatnonzero(near | (wanted & ~np.isnan(lat)))
+        dist = np.where(np.isnan(lat), np.nan, np.inf)
+        p1, p2 = math.radians(candidate.lat), np.radians(lat[rows])
+        dp, dl = p2 - p1, np.radians(lon[rows] - candidate.lon)
+        h = np.sin(dp / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+        dist[rows] = 2 * _EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+        return dist
 
     def _first_seen(self, case_id: str) -> int:
         """When the case's oldest report in the window arrived (cached until it leaves)."""
