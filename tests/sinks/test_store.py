@@ -7,6 +7,7 @@ integration test runs the very same list (``STORE_SCENARIOS``) against a real se
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -365,6 +366,24 @@ def test_sqlite_uses_wal(store: CaseStore, sqlite_url: str) -> None:
     path = sqlite_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_process_that_opens_the_store_while_another_migrates_it_waits(tmp_path: Path) -> None:
+    # `intake worker` and `intake record` both migrate at start; on a new file, one of them
+    # switches it to WAL while the other holds a write lock: it must wait, not crash.
+    path = tmp_path / "cases.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("CREATE TABLE other_process (x)")
+    release = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        with CaseStore(f"sqlite:///{path}") as second:
+            second.migrate()
+            assert second.count_cases() == 0
+    finally:
+        release.join()
+        holder.close()
 
 
 def test_unreachable_store_is_retriable(tmp_path: Path) -> None:
