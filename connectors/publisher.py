@@ -13,7 +13,6 @@ from typing import NamedTuple, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
-from aiokafka.helpers import create_ssl_context
 
 from connectors.errors import ConnectorError, PublishFailed, PublishTimeout
 from connectors.state import OutRecord
@@ -87,9 +86,7 @@ class KafkaPublisher:
         return self._producer is not None
 
     def _producer_options(self) -> dict[str, object]:
-        options = self._settings.client_options()
-        if self._settings.security_protocol in ("SSL", "SASL_SSL"):
-            options["ssl_context"] = create_ssl_context()
+        options = self._settings.client_options()  # with a TLS context under SSL
         options.update(acks="all", enable_idempotence=True, linger_ms=5)
         return options
 

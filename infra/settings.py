@@ -6,6 +6,7 @@ Every value can be set as ``INTAKE_<SECTION>__<NAME>`` (for example
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Literal
 
@@ -68,7 +69,18 @@ class KafkaSettings(BaseModel):
             options["sasl_plain_password"] = (
                 self.sasl_password.get_secret_value() if self.sasl_password else None
             )
+        if self.uses_tls:
+            options["ssl_context"] = self.ssl_context()
         return options
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the broker is reached over TLS (``SSL`` or ``SASL_SSL``)."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context that verifies the broker against the system's CAs."""
+        return ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
 
 
 class BrokerSettings(BaseModel):

@@ -41,12 +41,16 @@ def create_app(settings: Settings) -> faust.App:
         f"kafka://{host.strip()}" for host in kafka.bootstrap_servers.split(",") if host.strip()
     ]
     options: dict[str, Any] = {}
+    tls = kafka.ssl_context() if kafka.uses_tls else None
     if kafka.sasl_mechanism and kafka.sasl_username and kafka.sasl_password:
         options["broker_credentials"] = faust.SASLCredentials(
             username=kafka.sasl_username,
             password=kafka.sasl_password.get_secret_value(),
             mechanism=kafka.sasl_mechanism,
+            ssl_context=tls,
         )
+    elif tls is not None:
+        options["broker_credentials"] = faust.SSLCredentials(tls)
     return faust.App(
         settings.worker.app_id,
         broker=brokers,

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+from typing import Any
+
+import pytest
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from infra.settings import Settings
 from streams.app import create_app
@@ -32,3 +37,34 @@ def test_uvloop_policy_is_installed_for_new_loops() -> None:
             loop.close()
     finally:
         asyncio.set_event_loop_policy(before)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "sasl", "expected"),
+    [
+        ("PLAINTEXT", False, "PLAINTEXT"),
+        ("SASL_PLAINTEXT", True, "SASL_PLAINTEXT"),
+        ("SSL", False, "SSL"),
+        ("SASL_SSL", True, "SASL_SSL"),
+    ],
+)
+def test_every_kafka_client_reaches_a_tls_broker_over_verified_tls(
+    protocol: str, sasl: bool, expected: str
+) -> None:
+    kafka: dict[str, Any] = {"security_protocol": protocol}
+    if sasl:
+        kafka |= {"sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "u", "sasl_password": "p"}
+    settings = Settings(_env_file=None, kafka=kafka)
+    tls = protocol.endswith("SSL")
+    # the worker (Faust builds its aiokafka clients from the app's credentials)
+    auth = credentials_to_aiokafka_auth(create_app(settings).conf.broker_credentials)
+    assert auth.get("security_protocol") == expected
+    # every other client (connectors, recorder, outbound, admin, bench)
+    options = settings.kafka.client_options()
+    assert options["security_protocol"] == protocol
+    for context in (auth.get("ssl_context"), options.get("ssl_context")):
+        if not tls:
+            assert context is None
+            continue
+        assert isinstance(context, ssl.SSLContext)
+        assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
