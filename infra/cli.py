@@ -300,7 +300,9 @@ def _parser() -> argparse.ArgumentParser:
         run=_outbound
     )
     sub.add_parser("record", help="write intake.cases to the case store").set_defaults(run=_record)
-    sub.add_parser("up", help="broker, topics, worker and web together").set_defaults(run=_up)
+    sub.add_parser(
+        "up", help="broker, topics, case store, then worker, recorder, web and outbound together"
+    ).set_defaults(run=_up)
     connector = sub.add_parser("connector", help="run one channel connector")
     connector.add_argument("name", choices=CONNECTORS)
     connector.set_defaults(run=_connector)
