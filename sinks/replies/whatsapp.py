@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 
 #: The host twilio-python writes into every Messages API URL.
 TWILIO_HOST = "https://api.twilio.com"
+_TWILIO_HTTP_LOG = logging.getLogger(__name__ + ".twilio_http")
+_TWILIO_HTTP_LOG.setLevel(logging.WARNING)
 #: Twilio refuses a message body longer than this (error 21617).
 BODY_MAX_CHARS = 1600
 #: Length of the reply's excerpt in the template (WhatsApp allows more; a phone shows less).
@@ -137,7 +139,9 @@ class _HostHttpClient(TwilioHttpClient):
     """twilio's HTTP client, sending ``api.twilio.com`` URLs to the configured base URL."""
 
     def __init__(self, base_url: str, timeout_s: float) -> None:
-        super().__init__(timeout=timeout_s)
+        # twilio logs every request and response at INFO (URL with the account SID, headers,
+        # the Twilio request id): kept out of the product's log unless it is a warning.
+        super().__init__(timeout=timeout_s, logger=_TWILIO_HTTP_LOG)
         self.base_url = base_url.rstrip("/")
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> TwilioResponse:

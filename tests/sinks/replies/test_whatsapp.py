@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -125,6 +126,19 @@ async def test_inside_the_window_a_free_form_reply_with_a_fetchable_signed_colla
     assert fetched.content == collage_jpeg()
     assert fetched.headers["content-type"] == "image/jpeg"
     assert httpx.get(media_url.replace("sig=", "sig=0")).status_code == 403
+
+
+async def test_the_log_of_a_send_names_neither_the_account_nor_the_citizen(
+    twilio: FakeApi, links: MediaLinks, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)  # the product's level (DEBUG shows urllib3's request lines)
+    sender = sender_for(twilio.url, links)
+    result = await sender.send(request(None, utc_now() - timedelta(hours=1)))
+    await sender.close()
+    assert result.provider_id.startswith("SM")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for private in (SID, TOKEN, CITIZEN, CITIZEN[3:]):
+        assert private not in logged
 
 
 @pytest.mark.parametrize("age", [timedelta(hours=25), timedelta(hours=23, minutes=58), None])
