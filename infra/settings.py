@@ -136,6 +136,10 @@ class WorkerSettings(BaseModel):
     commit_interval_s: float = Field(default=2.8, gt=0)
     #: How long a send may wait to share a produce request: 0 costs a request per event.
     producer_linger_s: float = Field(default=0.005, ge=0, le=1)
+    #: Largest batch of records to one partition. A send waits while its partition's batch is
+    #: full and the previous one is still at the broker: with Kafka's 16 KB that stalled the
+    #: agents for about a quarter of a busy run. Below the broker's 1 MB message.max.bytes.
+    producer_max_batch_bytes: int = Field(default=256 * 1024, ge=16 * 1024, le=900 * 1024)
     log_level: Literal["debug", "info", "warn", "error"] = "info"
 
 

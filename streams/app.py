@@ -62,6 +62,7 @@ def create_app(settings: Settings) -> faust.App:
         processing_guarantee="at_least_once",
         producer_acks=-1,
         producer_linger=settings.worker.producer_linger_s,
+        producer_max_batch_size=settings.worker.producer_max_batch_bytes,
         producer_partitioner=murmur2_partition,  # aiokafka's partitions, in half the time
         monitor=LeanMonitor(),  # no per-event statistics (see streams.faust_tuning)
         consumer_auto_offset_reset="earliest",

@@ -15,11 +15,15 @@ from streams.faust_tuning import LeanMonitor, use_uvloop
 
 
 def test_worker_app_is_at_least_once_with_lingering_sends_and_a_lean_monitor() -> None:
-    settings = Settings(_env_file=None, worker={"producer_linger_s": 0.01})
+    settings = Settings(
+        _env_file=None, worker={"producer_linger_s": 0.01, "producer_max_batch_bytes": 300_000}
+    )
     app = create_app(settings)
     assert app.conf.processing_guarantee.value == "at_least_once"
     assert app.conf.producer_acks == -1
     assert app.conf.producer_linger == 0.01
+    assert app.conf.producer_max_batch_size == 300_000
+    assert Settings(_env_file=None).worker.producer_max_batch_bytes == 256 * 1024
     assert isinstance(app.monitor, LeanMonitor)
     # The lean monitor keeps no per-event state: the hooks the stream calls return nothing.
     assert app.monitor.on_stream_event_in(None, 0, None, None) is None
