@@ -51,6 +51,7 @@ from streams.cluster.state import (
     declare_cluster_table,
     decode_fingerprint,
     encode_fingerprint,
+    source_of,
 )
 from streams.deadletter import EventGuard
 from streams.deadlines import WorkingCalendar
@@ -193,8 +194,7 @@ def register_agents(
                 await send_case(step, event.value if step is created else None)
 
         key = cast(bytes, event.key).decode()
-        source = (event.message.partition, event.message.offset)
-        await window.step(key, candidate, utc_now(), emit, source)
+        await window.step(key, candidate, utc_now(), emit, source_of(event.message))
 
     def _carried(event: EventT[Any], message_id: str) -> Fingerprint | None:
         """The fingerprint the intake agent computed for this report, if it is usable."""

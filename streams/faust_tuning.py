@@ -190,11 +190,14 @@ def _create_worker_consumer(self: AIOKafkaConsumerThread, transport: Any) -> Any
 
 async def _get_producer(self: Topic) -> ProducerT:
     """``Topic._get_producer``: the producer once started; until then faust's guarded start."""
-    app = self.app
+    return await _started_producer(self.app)
+
+
+async def _started_producer(app: Any) -> ProducerT:
     producer = app.producer
     if not app.in_transaction and cast(Any, producer)._started.is_set():
-        return producer
-    return await app.maybe_start_producer()
+        return cast(ProducerT, producer)
+    return cast(ProducerT, await app.maybe_start_producer())
 
 
 async def send_raw(
@@ -211,9 +214,7 @@ async def send_raw(
     app = topic.app
     if app.in_transaction:  # exactly-once: only Topic.send knows the transaction
         return await topic.send(key=key, value=value, headers=headers)
-    producer = app.producer
-    if not cast(Any, producer)._started.is_set():
-        producer = await app.maybe_start_producer()
+    producer = await _started_producer(app)
     return await producer.send(topic.get_topic_name(), key, value, None, None, headers)
 
 

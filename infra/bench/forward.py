@@ -3,7 +3,7 @@
 ``python -m infra.bench.forward worker --input T --output U`` runs a Faust worker built like
 the product's (``streams.app.create_app``: same delivery guarantee, acks, commit interval and
 session timeout) whose only agent sends each event's key, value and headers on to ``U``
-(through ``streams.faust_tuning.send_raw``, as the product's agents can for raw topics). The
+(through ``streams.faust_tuning.send_raw``, as the product's agents send). The
 app id and data directory come from the environment (``INTAKE_WORKER__APP_ID``,
 ``INTAKE_DATA_DIR``); the worker writes the same ready file as ``intake worker``.
 """

@@ -58,6 +58,7 @@ __all__ = [
     "decode_window",
     "encode_fingerprint",
     "entry_key",
+    "source_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,8 @@ def encode_fingerprint(
     the same verdict again; the header the intake agent writes carries neither."""
     row = _row(fp)
     if decided is not None and source is not None:
-        row += [source[0], source[1], decided.kind.value, decided.reason, decided.score]
-        row.append(decided.matched)
+        verdict = [decided.kind.value, decided.reason, decided.score, decided.matched]
+        row += [*source, *verdict]
     return json.dumps(row, separators=(",", ":")).encode("utf-8")
 
 
@@ -127,13 +128,21 @@ def decode_fingerprint(data: bytes) -> Fingerprint:
 
 def decode_verdict(data: bytes) -> tuple[Source, Decision] | None:
     """The source record and verdict a table entry was decided with (None: not recorded,
-    as in entries written before verdicts were kept)."""
-    row = json.loads(data)
-    if not isinstance(row, list) or len(row) < _FIELDS + 6:
+    as in entries written before verdicts were kept, or unreadable)."""
+    try:
+        row = json.loads(data)
+        if not isinstance(row, list) or len(row) < _FIELDS + 6:
+            return None
+        partition, offset, kind, reason, score, matched = row[_FIELDS : _FIELDS + 6]
+        decision = Decision(DecisionKind(kind), row[1], reason, score, matched)
+        return (int(partition), int(offset)), decision
+    except (ValueError, TypeError):
         return None
-    partition, offset, kind, reason, score, matched = row[_FIELDS : _FIELDS + 6]
-    decision = Decision(DecisionKind(kind), row[1], reason=reason, score=score, matched=matched)
-    return (int(partition), int(offset)), decision
+
+
+def source_of(message: Any) -> Source:
+    """The ``source`` of :meth:`ClusterWindow.step`: a Faust message's partition and offset."""
+    return message.partition, message.offset
 
 
 def decode_window(data: bytes | None) -> list[Fingerprint]:

@@ -20,7 +20,7 @@ import faust
 from schemas.case import CaseEvent
 from schemas.common import utc_now
 from streams.cluster.logic import ClusterSettings, Decision, fingerprints
-from streams.cluster.state import ClusterWindow, declare_cluster_table
+from streams.cluster.state import ClusterWindow, declare_cluster_table, source_of
 
 __all__ = ["build_app", "main"]
 
@@ -71,7 +71,7 @@ def build_app(env: Mapping[str, str]) -> faust.App:
             assert created.message is not None and created.classification is not None
             candidate = fingerprints([(created.message, created.classification)], settings)[0]
             emit = partial(publish, created.message.message_id)
-            source = (event.message.partition, event.message.offset)
+            source = source_of(event.message)
             await window.step(event.key.decode(), candidate, utc_now(), emit, source)
 
     ready = data_dir / "ready.json"

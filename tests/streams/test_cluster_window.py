@@ -223,6 +223,11 @@ async def test_a_record_replayed_after_a_crash_gets_its_recorded_verdict_again()
     after.table[entry_key("k", "api:SM1")] = encode_fingerprint(wa)
     assert (await after.step("k", wa, now, emit, (2, 40))).kind is DecisionKind.DUPLICATE
     assert decode_verdict(encode_fingerprint(mail)) is None
+    # a damaged verdict is no verdict: the record is a duplicate, the step does not fail
+    damaged = json.loads(table[entry_key("k", "api:m1")])
+    damaged[13] = "no-such-kind"
+    after.table[entry_key("k", "api:m1")] = json.dumps(damaged).encode()
+    assert (await after.step("k", mail, now, emit, (2, 41))).kind is DecisionKind.DUPLICATE
     assert decode_fingerprint(table[entry_key("k", "api:m1")]).case_id == wa.case_id
 
 
