@@ -28,3 +28,21 @@ def test_masks_phones_emails_tckn_and_iban() -> None:
 def test_leaves_ordinary_numbers_alone() -> None:
     text = "62012 Sokak no 14, 3 gündür su yok; 11 haneli ama geçersiz 10000000147"
     assert mask_personal_data(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("arayın (532)-123 45 67 lütfen", "123 45"),  # two separators after the area code
+        ("tel:5321234567", "5321234567"),
+        ("0.532.123.45.67 numaram", "123.45"),
+        ("+90 322 555 12 34", "555 12"),
+        ("no su TR33 0006 1005 1978 6457 8413 26 iban", "6457 8413"),
+        ("tc kimlik 10000000146 dir", "10000000146"),
+        ("yalnız e-posta: ayse@ornek.com.tr", "ayse@"),
+    ],
+)
+def test_masks_each_kind_alone_in_every_separator_shape(text: str, secret: str) -> None:
+    # Each kind of personal data, alone in a text: the cheap check that lets most texts
+    # skip the number patterns must not let any of these through.
+    assert secret not in mask_personal_data(text)
