@@ -101,12 +101,20 @@ class DeadlineSettings(BaseModel):
 
 
 class WorkingCalendar:
-    """Turkish working days under one ``DeadlineSettings``; holidays are loaded once per year."""
+    """Turkish working days under one ``DeadlineSettings``; holidays are loaded once per year.
+
+    Every new case asks for the same few days again and again, so the answers (working day
+    or not, the n-th working day after a day, the calendar's description) are remembered;
+    ``settings`` must not change after the calendar is made.
+    """
 
     def __init__(self, settings: DeadlineSettings | None = None) -> None:
         self.settings = settings or DeadlineSettings()
         self._public: dict[int, dict[date, str]] = {}
         self._half_days: dict[int, dict[date, str]] = {}
+        self._working: dict[date, bool] = {}
+        self._added: dict[tuple[date, int], date] = {}
+        self._described: dict[tuple[int, int], str] = {}
 
     def _load(self, year: int) -> None:
         if year not in self._public:
@@ -124,6 +132,12 @@ class WorkingCalendar:
 
     def is_working_day(self, day: date) -> bool:
         """Monday to Friday, not an official or extra holiday, and not a skipped arife."""
+        known = self._working.get(day)
+        if known is None:
+            known = self._working[day] = self._is_working_day(day)
+        return known
+
+    def _is_working_day(self, day: date) -> bool:
         if day.weekday() >= 5 or day in self.settings.extra_holidays:
             return False
         self._load(day.year)
@@ -146,9 +160,13 @@ class WorkingCalendar:
         """The ``count``-th working day after ``start`` (``start`` itself is not counted)."""
         if count < 1:
             raise ValueError(f"count must be at least 1, got {count}")
+        found = self._added.get((start, count))
+        if found is not None:
+            return found
         day = start
         for _ in range(count):
             day = self.next_working_day(day)
+        self._added[start, count] = day
         return day
 
     def working_days_between(self, start: date, end: date) -> int:
@@ -175,6 +193,12 @@ class WorkingCalendar:
 
     def describe(self, first_year: int, last_year: int) -> str:
         """The calendar's settings as staff read them, naming estimated years it used."""
+        found = self._described.get((first_year, last_year))
+        if found is None:
+            found = self._described[first_year, last_year] = self._describe(first_year, last_year)
+        return found
+
+    def _describe(self, first_year: int, last_year: int) -> str:
         settings = self.settings
         closes = settings.office_closes_at
         parts = [

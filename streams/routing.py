@@ -173,6 +173,7 @@ def route_case(
     if created.message is None or created.classification is None:
         raise ValueError("a case can be routed only from its 'created' event with a classification")
     msg, cls = created.message, created.classification
+    problem = mask_personal_data(msg.text)
     reason: Literal["public-post", "low-confidence"] | None = (
         "public-post"
         if msg.public
@@ -186,7 +187,7 @@ def route_case(
             tracking_number=created.tracking_number,
             reason=reason,
             channel=msg.channel,
-            text_masked=mask_personal_data(msg.text),
+            text_masked=problem,
             classification=cls,
             received_at=msg.received_at,
         )
@@ -215,7 +216,7 @@ def route_case(
         "urgency": cls.urgency,
         "district": cls.district,
         "subject": mask_personal_data(msg.subject) if msg.subject else None,
-        "problem": mask_personal_data(msg.text),
+        "problem": problem,
         "location": msg.location,
         "photos": tuple(a for a in msg.attachments if a.content_type.startswith("image/")),
         "channel": msg.channel,
