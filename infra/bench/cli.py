@@ -32,7 +32,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from infra.bench import BenchError
 from infra.bench.generate import GeneratedEvent, generate
-from infra.bench.measure import Subject, measure_latency, measure_throughput, warm_up
+from infra.bench.measure import (
+    BrokerWarmUp,
+    Subject,
+    jit_cpu_s,
+    measure_latency,
+    measure_throughput,
+    warm_broker,
+    warm_up,
+)
 from infra.bench.report import RoundResult, render_table, summarize
 from infra.bench.runners import (
     SYSTEMS,
@@ -49,6 +57,7 @@ from infra.topics import create_topics
 __all__ = ["add_arguments", "bench_command", "main", "run_bench"]
 
 _WARM_UP = 100  # events per warm-up batch (two batches per system)
+_BROKER_WARM_UP = 2000  # events per system in one pass of the broker's warm-up
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,8 @@ class _Plan:
     duration_s: float
     exact_share: float
     near_share: float
+    #: the longest the broker started for the run is warmed (0: not at all)
+    broker_warm_up_s: float = 120.0
 
 
 def _free_port() -> int:
@@ -114,8 +125,15 @@ async def _delete_run_topics(admin: AIOKafkaAdminClient, prefixes: Sequence[str]
 
 
 async def _measure(
-    settings: Settings, plan: _Plan, workdir: Path, started: list[ManagedProcess], log: TextIO
-) -> list[RoundResult]:
+    settings: Settings,
+    plan: _Plan,
+    workdir: Path,
+    started: list[ManagedProcess],
+    log: TextIO,
+    broker_pid: int | None = None,
+) -> tuple[list[RoundResult], BrokerWarmUp | None]:
+    """Warm up, then the interleaved rounds; ``broker_pid``: a broker started for the run,
+    warmed before the first round."""
     options: dict[str, Any] = dict(settings.kafka.client_options())
     await create_topics(settings.kafka)
     admin = AIOKafkaAdminClient(**options)  # type: ignore[arg-type]
@@ -160,6 +178,24 @@ async def _measure(
         for subject in subjects:
             print(f"bench: warming up {subject.name}", file=log, flush=True)
             await warm_up(subject, loader, [batch(_WARM_UP), batch(_WARM_UP)])
+        warmed = None
+        if broker_pid is not None and plan.broker_warm_up_s > 0:
+
+            async def one_pass() -> None:
+                for subject in subjects:
+                    await warm_up(subject, loader, [batch(_BROKER_WARM_UP)])
+
+            print("bench: warming up the broker started for the run", file=log, flush=True)
+            warmed = await warm_broker(
+                one_pass, lambda: jit_cpu_s(broker_pid), budget_s=plan.broker_warm_up_s
+            )
+            share = "unknown" if warmed.jit_share is None else f"{warmed.jit_share:.0%}"
+            print(
+                f"bench: broker warmed in {warmed.passes} passes ({warmed.seconds:.0f}s); its "
+                f"JIT compilers used {share} of a core over the last one",
+                file=log,
+                flush=True,
+            )
         results = []
         for number in range(1, plan.rounds + 1):
             for subject in subjects:
@@ -178,7 +214,7 @@ async def _measure(
                     file=log,
                     flush=True,
                 )
-        return results
+        return results, warmed
     finally:
         await asyncio.to_thread(stop_all, started)
         for closing in [*(s.watcher.stop() for s in subjects), loader.stop(), paced.stop()]:
@@ -225,20 +261,36 @@ def run_bench(
     exact_share: float = 0.05,
     near_share: float = 0.10,
     systems: Sequence[str] = SYSTEMS,
+    broker_warm_up_s: float = 120.0,
     out: TextIO | None = None,
     log: TextIO | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark, print the table (or JSON) to ``out``, return the summary."""
+    """Run the benchmark, print the table (or JSON) to ``out``, return the summary.
+
+    A broker started for the run is first warmed for at most ``broker_warm_up_s`` (see
+    :func:`infra.bench.measure.warm_broker`); a configured one is taken as it is."""
     out, log = out or sys.stdout, log or sys.stderr
     if settings.env == "production":
         raise BenchError("refusing to benchmark in production: it writes to the unit topics")
-    if rounds < 1 or events < 10 or rate <= 0 or duration_s <= 0:
-        raise BenchError("need rounds ≥ 1, events ≥ 10, rate > 0 and duration > 0")
+    if rounds < 1 or events < 10 or rate <= 0 or duration_s <= 0 or broker_warm_up_s < 0:
+        raise BenchError(
+            "need rounds ≥ 1, events ≥ 10, rate > 0, duration > 0 and broker warm-up ≥ 0"
+        )
     unknown = sorted(set(systems) - set(SYSTEMS))
     if unknown:
         raise BenchError(f"unknown systems {unknown}; choose from {', '.join(SYSTEMS)}")
     run_id = uuid.uuid4().hex[:8]
-    plan = _Plan(run_id, tuple(systems), rounds, events, rate, duration_s, exact_share, near_share)
+    plan = _Plan(
+        run_id,
+        tuple(systems),
+        rounds,
+        events,
+        rate,
+        duration_s,
+        exact_share,
+        near_share,
+        broker_warm_up_s,
+    )
     workdir = Path(tempfile.mkdtemp(prefix=f"intake-bench-{plan.run_id}-"))
     broker: BundledKafka | None = None
     started: list[ManagedProcess] = []
@@ -253,7 +305,9 @@ def run_bench(
             )
             broker.start()
         try:
-            results = asyncio.run(_measure(settings, plan, workdir, started, log))
+            broker_pid = broker.pid() if broker is not None else None
+            measured = _measure(settings, plan, workdir, started, log, broker_pid)
+            results, warmed = asyncio.run(measured)
         except asyncio.CancelledError:  # SIGTERM while measuring
             raise KeyboardInterrupt from None
         ok = True
@@ -280,6 +334,7 @@ def run_bench(
         "partitions": settings.kafka.partitions,
         "bootstrap": settings.kafka.bootstrap_servers,
         "bundled_broker": broker is not None,
+        "broker_warm_up": warmed.to_dict() if warmed is not None else None,
         "cpus": os.cpu_count() or 1,
         "loadavg_before": list(load_before),
         "loadavg_after": list(os.getloadavg()),
@@ -298,6 +353,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exact-duplicates", type=float, default=0.05, help="share re-sent")
     parser.add_argument("--near-duplicates", type=float, default=0.10, help="share reworded")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
+    parser.add_argument(
+        "--broker-warm-up",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="a broker started for the run: load it until its JIT compilers are quiet, at "
+        "most this long (default 120; 0: not at all)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
 
 
@@ -313,6 +376,7 @@ def bench_command(settings: Settings, args: argparse.Namespace) -> int:
         exact_share=args.exact_duplicates,
         near_share=args.near_duplicates,
         systems=[s.strip() for s in args.systems.split(",") if s.strip()],
+        broker_warm_up_s=args.broker_warm_up,
     )
     return 0
 

@@ -90,6 +90,9 @@ def render_table(summary: Mapping[str, Any]) -> str:
     """The summary as a small text table, targets below it."""
     run = summary["run"]
     broker = "bundled, started for the run" if run["bundled_broker"] else "configured"
+    warmed = run.get("broker_warm_up")
+    if warmed:
+        broker += f", warmed {warmed['seconds']:g}s"
     lines = [
         f"intake bench {run['run_id']}: {run['rounds']} interleaved round(s), "
         f"{run['events']:,} events per throughput run, latency at {run['rate']:g}/s for "

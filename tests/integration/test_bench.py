@@ -16,6 +16,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.bench.cli import run_bench
+from infra.bench.measure import jit_cpu_s
+from infra.broker import BundledKafka
 from tests.integration.services import ProductEnv, wait_until
 
 pytestmark = pytest.mark.integration
@@ -62,6 +64,7 @@ def test_tiny_bench_reports_every_field(kafka: ProductEnv, tmp_path: Path) -> No
     run = summary["run"]
     assert run["rounds"] == 1 and run["events"] == 3000 and run["rate"] == 20
     assert run["bootstrap"] == kafka.bootstrap and run["bundled_broker"] is False
+    assert run["broker_warm_up"] is None  # a configured broker is taken as it is
     assert run["partitions"] == 3 and run["cpus"] >= 1
     assert list(summary["systems"]) == list(SYSTEMS)
     for name in SYSTEMS:
@@ -120,3 +123,13 @@ def test_table_output_names_each_system(kafka: ProductEnv, tmp_path: Path) -> No
     assert "recorder µs/event" in table
     assert "passthrough" in table
     assert _our_children() == []
+
+
+def test_jit_compiler_time_of_the_broker_is_read(kafka: ProductEnv) -> None:
+    # What the bench's broker warm-up watches: the JVM's compiler threads have worked by
+    # the time the session broker served the suite; a Python process has none.
+    pid = BundledKafka(kafka.settings()).pid()
+    assert pid is not None
+    compiled = jit_cpu_s(pid)
+    assert compiled is not None and compiled > 0
+    assert jit_cpu_s(os.getpid()) is None
