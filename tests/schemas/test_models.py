@@ -49,6 +49,8 @@ def test_wire_round_trip_keeps_turkish_letters() -> None:
     data = event.to_bytes()
     assert "Çukurova'da ağaç".encode() in data
     assert CaseEvent.from_bytes(data) == event
+    # the wire bytes are pydantic's own JSON of the model, byte for byte
+    assert data == event.model_dump_json().encode("utf-8")
 
 
 def test_every_payload_has_a_schema_version() -> None:
