@@ -35,7 +35,6 @@ from infra.bench.generate import GeneratedEvent, generate
 from infra.bench.measure import (
     BrokerWarmUp,
     Subject,
-    jit_cpu_s,
     measure_latency,
     measure_throughput,
     warm_broker,
@@ -47,6 +46,7 @@ from infra.bench.runners import (
     ManagedProcess,
     app_id,
     bench_topics,
+    jit_cpu_s,
     start_subject,
     stop_all,
 )
@@ -58,6 +58,8 @@ __all__ = ["add_arguments", "bench_command", "main", "run_bench"]
 
 _WARM_UP = 100  # events per warm-up batch (two batches per system)
 _BROKER_WARM_UP = 2000  # events per system in one pass of the broker's warm-up
+#: the longest a broker started for the run is warmed, unless told otherwise
+_BROKER_WARM_UP_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class _Plan:
     exact_share: float
     near_share: float
     #: the longest the broker started for the run is warmed (0: not at all)
-    broker_warm_up_s: float = 120.0
+    broker_warm_up_s: float
 
 
 def _free_port() -> int:
@@ -261,7 +263,7 @@ def run_bench(
     exact_share: float = 0.05,
     near_share: float = 0.10,
     systems: Sequence[str] = SYSTEMS,
-    broker_warm_up_s: float = 120.0,
+    broker_warm_up_s: float = _BROKER_WARM_UP_S,
     out: TextIO | None = None,
     log: TextIO | None = None,
 ) -> dict[str, Any]:
@@ -356,10 +358,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker-warm-up",
         type=float,
-        default=120.0,
+        default=_BROKER_WARM_UP_S,
         metavar="SECONDS",
         help="a broker started for the run: load it until its JIT compilers are quiet, at "
-        "most this long (default 120; 0: not at all)",
+        f"most this long (default {_BROKER_WARM_UP_S:g}; 0: not at all)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
 

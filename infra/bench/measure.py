@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -44,7 +42,6 @@ __all__ = [
     "Subject",
     "Throughput",
     "Watcher",
-    "jit_cpu_s",
     "measure_latency",
     "measure_throughput",
     "partitions_of",
@@ -370,7 +367,7 @@ async def warm_up(
 async def measure_throughput(
     subject: Subject, producer: AIOKafkaProducer, events: Sequence[GeneratedEvent]
 ) -> Throughput:
-    """Load ``events`` while the system is paused, resume it, time until all outputs are read."""
+    """Load ``events`` while the system is paused, resume it, time until it wrote all outputs."""
     await subject.watcher.read(batched=True)
     subject.watcher.expect(subject.tokens(events))
     recorder = subject.recorder
@@ -438,32 +435,6 @@ async def measure_latency(
         max_ms=max(millis),
         dead_letters=subject.watcher.dead_letters,
     )
-
-
-#: What the JVM calls its JIT compiler threads (``/proc/<pid>/task/<tid>/comm``, cut to 15).
-_JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
-_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
-
-def jit_cpu_s(pid: int) -> float | None:
-    """CPU seconds the JIT compiler threads of the JVM ``pid`` have used; None when it has
-    none to read (not a HotSpot JVM, not Linux, or gone)."""
-    total, found = 0, False
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return None
-    for task in tasks:
-        try:
-            if not (task / "comm").read_text().startswith(_JIT_THREADS):
-                continue
-            stat = (task / "stat").read_text()
-        except OSError:
-            continue  # a thread that ended meanwhile
-        fields = stat[stat.rindex(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])
-        found = True
-    return total / _TICKS_PER_S if found else None
 
 
 @dataclass(frozen=True)

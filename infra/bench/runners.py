@@ -53,6 +53,7 @@ __all__ = [
     "bench_topics",
     "child_env",
     "commit_end_offsets",
+    "jit_cpu_s",
     "process_cpu_s",
     "recorder_group",
     "start_subject",
@@ -77,14 +78,40 @@ _PER_PROCESS = {"data_dir", "db", "blobs", "web", "connectors", "broker"}
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _stat_cpu_s(stat: Path) -> float:
+    """User + system CPU seconds in a ``/proc`` stat file (of a process or one thread)."""
+    text = stat.read_text()
+    fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
 def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process (all its threads), from ``/proc/<pid>/stat``."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return _stat_cpu_s(Path(f"/proc/{pid}/stat"))
     except OSError as exc:
         raise BenchError(f"cannot read the CPU time of process {pid}: {exc}") from exc
-    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+#: What the JVM calls its JIT compiler threads (``/proc/<pid>/task/<tid>/comm``, cut to 15).
+_JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
+
+
+def jit_cpu_s(pid: int) -> float | None:
+    """CPU seconds the JIT compiler threads of the JVM ``pid`` have used; None when it has
+    none to read (not a HotSpot JVM, not Linux, or gone)."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    found: list[float] = []
+    for task in tasks:
+        try:
+            if (task / "comm").read_text().startswith(_JIT_THREADS):
+                found.append(_stat_cpu_s(task / "stat"))
+        except OSError:
+            continue  # a thread that ended meanwhile
+    return sum(found) if found else None
 
 
 def seq_token(record: ConsumerRecord[Any, Any]) -> bytes | None:

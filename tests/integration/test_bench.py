@@ -17,7 +17,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.bench.cli import run_bench
-from infra.bench.measure import jit_cpu_s
+from infra.bench.runners import jit_cpu_s
 from infra.broker import BundledKafka
 from tests.integration.services import ProductEnv, wait_until
 
