@@ -364,10 +364,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"most this long (default {_BROKER_WARM_UP_S:g}; 0: not at all)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="no broker: CPU per event of each stage of the pipeline's own logic "
+        "(--events events after as many warm-up events)",
+    )
 
 
 def bench_command(settings: Settings, args: argparse.Namespace) -> int:
     """``intake bench`` with parsed arguments; 0 when it ran (targets are reported only)."""
+    if args.stages:
+        from infra.bench.stages import measure_stages, render_stages
+
+        report = measure_stages(
+            settings,
+            args.events,
+            exact_share=args.exact_duplicates,
+            near_share=args.near_duplicates,
+        )
+        print(dumps(report.as_json(), indent=2) if args.json else render_stages(report))
+        return 0
     run_bench(
         settings,
         rounds=args.rounds,
