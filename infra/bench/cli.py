@@ -44,8 +44,8 @@ from infra.bench.report import RoundResult, render_table, summarize
 from infra.bench.runners import (
     SYSTEMS,
     ManagedProcess,
+    all_bench_topics,
     app_id,
-    bench_topics,
     jit_cpu_s,
     start_subject,
     stop_all,
@@ -167,8 +167,8 @@ async def _measure(
     prefixes += [f"{app_id(settings, plan.run_id, s)}-" for s in plan.systems]
     await admin.start()
     try:
-        pairs = [bench_topics(plan.run_id, s) for s in plan.systems if s != "pipeline"]
-        await _bench_topics(admin, settings, [t for pair in pairs for t in pair])
+        own = [all_bench_topics(plan.run_id, s) for s in plan.systems if s != "pipeline"]
+        await _bench_topics(admin, settings, [t for names in own for t in names])
         for system in plan.systems:
             subjects.append(
                 await start_subject(system, settings, admin, plan.run_id, workdir, started)

@@ -2,6 +2,8 @@
 
 * ``passthrough``: ``python -m infra.bench.passthrough`` between two bench topics;
 * ``forward``: ``python -m infra.bench.forward worker``, a Faust agent that only forwards;
+* ``skeleton``: ``python -m infra.bench.forward skeleton``, the pipeline's Kafka traffic
+  (two hops, its records at their sizes, its window table) without its logic;
 * ``pipeline``: the real ``python -m infra.cli worker`` with an app id, data directory and
   case store of its own, fed on ``intake.raw.api`` and read back on its output topics, and
   beside it ``python -m infra.cli record`` (the case store's writer) on the same data
@@ -37,6 +39,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic_core import to_jsonable_python
 
 from infra.bench import BenchError
+from infra.bench.forward import skeleton_topics
 from infra.bench.generate import GeneratedEvent
 from infra.bench.measure import SEQ_HEADER, Subject, Watcher, partitions_of
 from infra.settings import Settings
@@ -50,6 +53,7 @@ __all__ = [
     "OUTPUT_PATTERN",
     "SYSTEMS",
     "ManagedProcess",
+    "all_bench_topics",
     "bench_topics",
     "child_env",
     "commit_end_offsets",
@@ -60,7 +64,7 @@ __all__ = [
     "stop_all",
 ]
 
-SYSTEMS = ("passthrough", "forward", "pipeline")
+SYSTEMS = ("passthrough", "forward", "skeleton", "pipeline")
 
 #: The pipeline's outputs: every unit, district and outside body, emergencies and the review
 #: queue (keys are case ids); ``units.responses`` is an input.
@@ -204,6 +208,13 @@ def bench_topics(run_id: str, system: str) -> tuple[str, str]:
     return f"bench.{run_id}.{system}.in", f"bench.{run_id}.{system}.out"
 
 
+def all_bench_topics(run_id: str, system: str) -> list[str]:
+    """Every topic the bench creates for a system other than the pipeline in one run."""
+    source, sink = bench_topics(run_id, system)
+    extra = list(skeleton_topics(sink).values()) if system == "skeleton" else []
+    return [source, sink, *extra]
+
+
 def app_id(settings: Settings, run_id: str, system: str) -> str:
     """The Faust app id (and consumer group) of a system in one run."""
     return f"{settings.worker.app_id}-bench-{run_id}-{system}"
@@ -342,13 +353,15 @@ async def start_subject(
             argv += ["--group", app, "--ready", str(ready)]
         else:
             ready = ready_file(settings.model_copy(update={"data_dir": data_dir}))
-            argv = [python, "-m", "infra.bench.forward", "worker", "--input", source]
+            command = "skeleton" if system == "skeleton" else "worker"
+            argv = [python, "-m", "infra.bench.forward", command, "--input", source]
             argv += ["--output", sink]
         watcher = Watcher(options, f"^{re.escape(sink)}$", seq_token)
         tokens, require_all = seq_tokens, True
+        hops = {source, skeleton_topics(sink)["cluster"]} if system == "skeleton" else {source}
 
         def consumed(topic: str) -> bool:
-            return topic == source
+            return topic in hops
 
     data_dir.mkdir(parents=True, exist_ok=True)
     process = ManagedProcess(system, argv, env, cwd, ready)

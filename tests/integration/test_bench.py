@@ -1,6 +1,6 @@
 """``intake bench`` end to end on the session broker: a tiny run, every field reported.
 
-No timing is asserted (speed is measured by the command, never by tests); only that the three
+No timing is asserted (speed is measured by the command, never by tests); only that the four
 systems ran, reported positive numbers and left no process or bench topic behind.
 """
 
@@ -23,7 +23,7 @@ from tests.integration.services import ProductEnv, wait_until
 
 pytestmark = pytest.mark.integration
 
-SYSTEMS = ("passthrough", "forward", "pipeline")
+SYSTEMS = ("passthrough", "forward", "skeleton", "pipeline")
 POSITIVE = ("events_per_s", "cpu_us_per_event", "latency_p50_ms", "latency_p99_ms")
 
 
@@ -82,14 +82,16 @@ def test_tiny_bench_reports_every_field(kafka: ProductEnv, tmp_path: Path) -> No
         assert measured["latency"]["samples"] > 0 and measured["latency"]["rate"] == 20
         assert measured["latency"]["max_ms"] >= measured["latency"]["p99_ms"] > 0
     assert summary["systems"]["passthrough"]["ratio_to_passthrough"] == 1.0
-    # a forwarder copies every event; the pipeline may merge duplicates
+    # a forwarder copies every event, the skeleton routes every one (it decides nothing);
+    # the pipeline may merge duplicates
     assert summary["systems"]["forward"]["rounds"][0]["outputs"] >= 3000
+    assert summary["systems"]["skeleton"]["rounds"][0]["outputs"] >= 3000
     assert summary["systems"]["pipeline"]["rounds"][0]["outputs"] > 0
     # the pipeline's recorder (intake record) is measured apart from the worker
     pipeline = summary["systems"]["pipeline"]
     assert pipeline["recorder_cpu_us_per_event"] > 0
     assert pipeline["rounds"][0]["recorder_cpu_us_per_event"] > 0
-    for name in ("passthrough", "forward"):
+    for name in ("passthrough", "forward", "skeleton"):
         assert "recorder_cpu_us_per_event" not in summary["systems"][name]
         assert summary["systems"][name]["rounds"][0]["recorder_cpu_us_per_event"] is None
     assert [t["target"] for t in summary["targets"]] == [
