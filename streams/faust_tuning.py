@@ -4,9 +4,11 @@ Measured with the bench's forwarding agent (one consume → produce hop) on the 
 machine. About 190 µs CPU an event as first configured; about 100 µs and 5,700 events/s with
 producer linger (``worker.producer_linger_s``: without it about one produce request an
 event), uvloop (:func:`use_uvloop`) and :class:`LeanMonitor`; about 45–50 µs and
-16,000–18,000 events/s (0.69× the raw aiokafka passthrough) with :func:`tune_faust`,
-:func:`tune_gc`, :func:`murmur2_partition` and :func:`send_raw` as well. Most of the
-events/s came from two stalls, not from CPU (see :func:`tune_faust`).
+16,000–18,000 events/s with :func:`tune_faust`, :func:`tune_gc`, :func:`murmur2_partition`
+and :func:`send_raw` as well. Most of the events/s came from two stalls, not from CPU (see
+:func:`tune_faust`). (These were read with an earlier bench, whose cold broker and eager
+reader held the raw aiokafka passthrough back to about 25,000 events/s; against a warm
+broker the passthrough copies 45,000–70,000 a second, and the README has today's figures.)
 
 The patches replace private methods of faust-streaming, so they are applied only to the
 release they were written against (:data:`TUNED_VERSION`); on another one the worker runs
