@@ -5,9 +5,15 @@ text is cut into words, each word is stemmed to its first five letters (the "F5"
 works well for Turkish retrieval: ``patlamış``/``patladı`` → ``patla``, ``akıyo``/``akıyor`` →
 ``akiyo``), address words (``mahalle``, ``sokak`` …) and filler are dropped, and the word
 2-shingles of what remains are summarised by a MinHash. The signature keeps the low 16 bits
-of each of datasketch's 32-bit minima ("b-bit minwise hashing"): two different minima agree
-by chance with probability 2⁻¹⁶, so the Jaccard estimate is unchanged for this use and the
-signature is half the size.
+of each of the 32-bit minima ("b-bit minwise hashing"): two different minima agree by chance
+with probability 2⁻¹⁶, so the Jaccard estimate is unchanged for this use and the signature is
+half the size.
+
+The MinHash is datasketch 2's ``affine32`` scheme (SHA-1's first four bytes of a shingle,
+the MurmurHash3 finalizer, then ``a·h + b mod 2³²`` per permutation, drawn from a seeded
+``RandomState``), computed here for a whole batch at once. Signatures are persisted in the
+window table, so they must not change with a library upgrade: the scheme is this module's,
+and a test holds it to datasketch's values.
 
 Citizens: a salted HMAC-SHA-256 of each normalised identifier (phone in E.164 digits,
 e-mail, handle, T.C. kimlik no), cut to 64 bits. The raw value is never kept (KVKK).
@@ -23,7 +29,6 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import numpy as np
-from datasketch import MinHash
 
 from schemas.common import CitizenContact
 from streams.pii import mask_personal_data
@@ -89,28 +94,49 @@ def shingles(tokens: Sequence[str], size: int = 2) -> set[str]:
     return {" ".join(tokens[i : i + size]) for i in range(len(tokens) - size + 1)}
 
 
+_FMIX32 = (np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35))
+
+
 @lru_cache(maxsize=4)
-def _template(num_perm: int) -> MinHash:
-    return MinHash(num_perm=num_perm, seed=_SEED, scheme="affine32")
+def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``a`` (odd) and ``b`` of each permutation, drawn as datasketch 2 draws them."""
+    gen = np.random.RandomState(_SEED)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
+def _shingle_hash(item: str) -> int:
+    return int.from_bytes(hashlib.sha1(item.encode("utf-8")).digest()[:4], "little")
 
 
 def text_signatures(shingle_sets: Iterable[set[str]], num_perm: int) -> list[bytes]:
     """MinHash signatures (``num_perm`` × 16 bits) of many shingle sets at once.
 
-    This is what ``MinHash.bulk`` does (one permutation set, copied, fed with
-    ``update_batch``), with the permutations cached across calls. An empty set gives ``b""``:
-    a text with no words is never similar to anything.
+    All the batch's shingles are hashed, mixed and permuted as one array, and each set's
+    minima taken with one ``minimum.reduceat``. An empty set gives ``b""``: a text with no
+    words is never similar to anything.
     """
-    template = _template(num_perm)
-    out: list[bytes] = []
-    for items in shingle_sets:
-        if not items:
-            out.append(b"")
-            continue
-        sketch = template.copy()
-        sketch.update_batch([item.encode("utf-8") for item in sorted(items)])
-        out.append(sketch.hashvalues.astype(_SIGNATURE_DTYPE).tobytes())
-    return out
+    sets = list(shingle_sets)
+    hashes: list[int] = []
+    starts: list[int] = []
+    for items in sets:
+        if items:
+            starts.append(len(hashes))
+            hashes.extend(_shingle_hash(item) for item in items)
+    if not hashes:
+        return [b""] * len(sets)
+    hv = np.array(hashes, dtype=np.uint32)
+    m1, m2 = _FMIX32
+    hv ^= hv >> np.uint32(16)
+    hv *= m1
+    hv ^= hv >> np.uint32(13)
+    hv *= m2
+    hv ^= hv >> np.uint32(16)
+    a, b = _permutations(num_perm)
+    minima = np.minimum.reduceat(hv[:, None] * a + b, starts, axis=0)  # uint32: mod 2³²
+    rows = iter(minima.astype(_SIGNATURE_DTYPE))
+    return [next(rows).tobytes() if items else b"" for items in sets]
 
 
 def jaccard(signature: bytes, others: Sequence[bytes]) -> list[float]:
