@@ -1,4 +1,4 @@
-"""``intake bench``: run the three systems in interleaved rounds and report medians.
+"""``intake bench``: run the four systems in interleaved rounds and report medians.
 
 For each round, for each system: a throughput run (``events`` pre-loaded while the system is
 paused) and a latency run (``rate`` events/s for ``duration_s``). The configured broker is

@@ -1,4 +1,4 @@
-"""The three systems under test, each its own process, and how the bench sees each one.
+"""The four systems under test, each its own process, and how the bench sees each one.
 
 * ``passthrough``: ``python -m infra.bench.passthrough`` between two bench topics;
 * ``forward``: ``python -m infra.bench.forward worker``, a Faust agent that only forwards;
