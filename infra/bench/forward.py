@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import zlib
 from collections import defaultdict, deque
@@ -38,6 +39,7 @@ __all__ = [
     "build_skeleton_app",
     "main",
     "skeleton_topics",
+    "skeleton_work_pattern",
 ]
 
 #: Bytes of each record the pipeline writes per report: the means over 2,000 bench events
@@ -55,6 +57,10 @@ SKELETON_SIZES = {
 #: Partition keys of the clustering hop: about as many as the bench's reports spread over
 #: (unit × district).
 SKELETON_KEYS = 160
+#: Topics a work item may go to: the output and as many more as the pipeline has unit,
+#: district and outside-body topics besides one (spreading records over a hundred-odd
+#: partitions costs the producer more than sending them to a few).
+SKELETON_WORK_TOPICS = 35
 #: Every n-th report also writes a notice (about half are forwarded) and a review item.
 _NOTICE_EVERY, _REVIEW_EVERY = 2, 50
 _JSON = {"content-type": b"application/json"}
@@ -76,9 +82,16 @@ def build_forward_app(settings: Settings, input_topic: str, output_topic: str) -
 
 
 def skeleton_topics(output: str) -> dict[str, str]:
-    """The skeleton's topics besides its input and output (named after the output)."""
-    names = ("messages", "cluster", "cases", "replies", "review")
+    """The skeleton's topics besides its input and output (named after the output): those of
+    the pipeline's contract it writes, and ``w1``… the further work-item topics."""
+    names = ["messages", "cluster", "cases", "replies", "review"]
+    names += [f"w{i}" for i in range(1, SKELETON_WORK_TOPICS)]
     return {name: f"{output}.{name}" for name in names}
+
+
+def skeleton_work_pattern(output: str) -> str:
+    """The topics the skeleton's work items go to, as a regular expression."""
+    return rf"^{re.escape(output)}(\.w\d+)?$"
 
 
 def build_skeleton_app(settings: Settings, input_topic: str, output_topic: str) -> faust.App:
@@ -88,8 +101,9 @@ def build_skeleton_app(settings: Settings, input_topic: str, output_topic: str) 
     cluster, keyed by one of :data:`SKELETON_KEYS` partition keys, with a fingerprint header;
     ``cluster`` (one event at a time) records the fingerprint in the window table (evicting
     the oldest past ``cluster.max_reports_per_key``), then writes the created event, the
-    work item on ``U`` (carrying the input's headers, so the bench recognises it), the
-    routed event, and every so often a notice and a review item.
+    work item on ``U`` or one of its ``w`` topics (:func:`skeleton_work_pattern`; carrying the
+    input's headers, so the bench recognises it), the routed event, and every so often a
+    notice and a review item.
     """
     app = create_app(settings)
     named = skeleton_topics(output_topic)
@@ -97,8 +111,12 @@ def build_skeleton_app(settings: Settings, input_topic: str, output_topic: str) 
     def raw(name: str) -> Any:
         return app.topic(name, key_serializer="raw", value_serializer="raw")
 
-    source, sink = raw(input_topic), raw(output_topic)
-    messages, cluster, cases, replies, review = (raw(named[n]) for n in named)
+    source = raw(input_topic)
+    messages, cluster, cases, replies, review = (
+        raw(named[n]) for n in ("messages", "cluster", "cases", "replies", "review")
+    )
+    work = [raw(output_topic)]
+    work += [raw(named[f"w{i}"]) for i in range(1, SKELETON_WORK_TOPICS)]
     fill = {name: b"x" * size for name, size in SKELETON_SIZES.items()}
     table = app.Table("skeleton-window", key_type=str, value_type=bytes)
     window: defaultdict[str, deque[str]] = defaultdict(deque)
@@ -127,7 +145,7 @@ def build_skeleton_app(settings: Settings, input_topic: str, output_topic: str) 
             case = b"case-%d-%d" % (event.message.partition, offset)
             passed = [(k, v) for k, v in _pairs(event.headers) if k != "intake.fingerprint"]
             await send_raw(cases, case, event.value, _JSON)
-            await send_raw(sink, case, fill["work item"], passed)
+            await send_raw(work[zlib.crc32(case) % len(work)], case, fill["work item"], passed)
             await send_raw(cases, case, fill["routed"], _JSON)
             if offset % _NOTICE_EVERY == 0:
                 await send_raw(replies, case, fill["notice"], _JSON)

@@ -39,7 +39,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic_core import to_jsonable_python
 
 from infra.bench import BenchError
-from infra.bench.forward import skeleton_topics
+from infra.bench.forward import skeleton_topics, skeleton_work_pattern
 from infra.bench.generate import GeneratedEvent
 from infra.bench.measure import SEQ_HEADER, Subject, Watcher, partitions_of
 from infra.settings import Settings
@@ -356,7 +356,8 @@ async def start_subject(
             command = "skeleton" if system == "skeleton" else "worker"
             argv = [python, "-m", "infra.bench.forward", command, "--input", source]
             argv += ["--output", sink]
-        watcher = Watcher(options, f"^{re.escape(sink)}$", seq_token)
+        outputs = skeleton_work_pattern(sink) if system == "skeleton" else f"^{re.escape(sink)}$"
+        watcher = Watcher(options, outputs, seq_token)
         tokens, require_all = seq_tokens, True
         hops = {source, skeleton_topics(sink)["cluster"]} if system == "skeleton" else {source}
 
