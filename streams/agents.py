@@ -55,7 +55,7 @@ from streams.cluster.state import (
 )
 from streams.deadletter import EventGuard
 from streams.deadlines import WorkingCalendar
-from streams.faust_tuning import send_raw
+from streams.faust_tuning import header_pairs, send_raw
 from streams.normalize import normalize
 from streams.routing import open_case, route_case
 from streams.topics import Topics
@@ -198,8 +198,7 @@ def register_agents(
 
     def _carried(event: EventT[Any], message_id: str) -> Fingerprint | None:
         """The fingerprint the intake agent computed for this report, if it is usable."""
-        headers = event.headers
-        pairs = headers.items() if isinstance(headers, dict) else (headers or ())
+        pairs = header_pairs(event.headers)
         data = next((v for k, v in pairs if k == FINGERPRINT_HEADER), None)
         if not data:
             return None

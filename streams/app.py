@@ -25,7 +25,7 @@ from streams.faust_fixes import apply_faust_fixes
 from streams.faust_tuning import LeanMonitor, murmur2_partition, tune_faust
 from streams.topics import Topics, declare_topics
 
-__all__ = ["build_worker_app", "create_app", "ready_file"]
+__all__ = ["build_worker_app", "create_app", "mark_ready_on_rebalance", "ready_file"]
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +115,19 @@ def build_worker_app(settings: Settings, store: CaseStore | None) -> tuple[faust
         calendar=calendar,
         desk=desk,
     )
+    mark_ready_on_rebalance(app, settings)
+    return app, topics
+
+
+def mark_ready_on_rebalance(app: faust.App, settings: Settings) -> None:
+    """Remove a stale ready file now; write it (pid, partitions) each time a rebalance
+    completes, so a supervisor or the bench knows the worker owns its partitions."""
     marker = ready_file(settings)
     marker.unlink(missing_ok=True)
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # the stub wants signal=
     async def _mark_ready(sender: faust.App, *_: Any, **__: Any) -> None:
-        assigned = sorted(str(tp) for tp in sender.consumer.assignment())
+        assigned = len(sender.consumer.assignment())
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"pid": os.getpid(), "partitions": len(assigned)}))
-        log.info("worker ready: %d partitions assigned", len(assigned))
-
-    return app, topics
+        marker.write_text(json.dumps({"pid": os.getpid(), "partitions": assigned}))
+        log.info("worker ready: %d partitions assigned", assigned)

@@ -39,6 +39,7 @@ __all__ = [
     "HELD_BACK_POLL_S",
     "TUNED_VERSION",
     "LeanMonitor",
+    "header_pairs",
     "murmur2_partition",
     "send_raw",
     "tune_faust",
@@ -200,6 +201,13 @@ async def _started_producer(app: Any) -> ProducerT:
     if not app.in_transaction and cast(Any, producer)._started.is_set():
         return cast(ProducerT, producer)
     return cast(ProducerT, await app.maybe_start_producer())
+
+
+def header_pairs(headers: Any) -> list[tuple[str, bytes]]:
+    """A Faust message's or event's headers (a mapping, pairs, or None) as a list of pairs."""
+    if isinstance(headers, dict):
+        return list(headers.items())
+    return list(headers or ())
 
 
 async def send_raw(

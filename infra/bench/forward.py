@@ -18,8 +18,6 @@ as the product's agents do. The app id and data directory come from the environm
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 import sys
 import zlib
@@ -29,8 +27,9 @@ from typing import Any
 import faust
 
 from infra.settings import Settings, load_settings
-from streams.app import create_app, ready_file
-from streams.faust_tuning import send_raw
+from streams.agents import FINGERPRINT_HEADER
+from streams.app import create_app, mark_ready_on_rebalance
+from streams.faust_tuning import header_pairs, send_raw
 
 __all__ = [
     "SKELETON_KEYS",
@@ -77,7 +76,7 @@ def build_forward_app(settings: Settings, input_topic: str, output_topic: str) -
         async for event in stream.events():
             await send_raw(sink, event.key, event.value, event.headers)
 
-    _mark_ready_on_rebalance(app, settings)
+    mark_ready_on_rebalance(app, settings)
     return app
 
 
@@ -130,7 +129,10 @@ def build_skeleton_app(settings: Settings, input_topic: str, output_topic: str) 
                 key = event.key or b""
                 await send_raw(messages, key, fill["message"], _JSON)
                 part = b"k%d" % (zlib.crc32(key) % SKELETON_KEYS)
-                headers = [*_pairs(event.headers), ("intake.fingerprint", fill["fingerprint"])]
+                headers = [
+                    *header_pairs(event.headers),
+                    (FINGERPRINT_HEADER, fill["fingerprint"]),
+                ]
                 await send_raw(cluster, part, fill["created"], headers)
 
     @app.agent(cluster, name="skeleton-cluster", concurrency=1)
@@ -143,7 +145,7 @@ def build_skeleton_app(settings: Settings, input_topic: str, output_topic: str) 
             while len(entries) > cap:
                 del table[entries.popleft()]
             case = b"case-%d-%d" % (event.message.partition, offset)
-            passed = [(k, v) for k, v in _pairs(event.headers) if k != "intake.fingerprint"]
+            passed = [(k, v) for k, v in header_pairs(event.headers) if k != FINGERPRINT_HEADER]
             await send_raw(cases, case, event.value, _JSON)
             await send_raw(work[zlib.crc32(case) % len(work)], case, fill["work item"], passed)
             await send_raw(cases, case, fill["routed"], _JSON)
@@ -152,27 +154,8 @@ def build_skeleton_app(settings: Settings, input_topic: str, output_topic: str) 
             if offset % _REVIEW_EVERY == 0:
                 await send_raw(review, case, fill["review"], _JSON)
 
-    _mark_ready_on_rebalance(app, settings)
+    mark_ready_on_rebalance(app, settings)
     return app
-
-
-def _pairs(headers: Any) -> list[tuple[str, bytes]]:
-    """A Faust event's headers (a mapping or pairs) as a list of pairs."""
-    if isinstance(headers, dict):
-        return list(headers.items())
-    return list(headers or ())
-
-
-def _mark_ready_on_rebalance(app: faust.App, settings: Settings) -> None:
-    """Write the ready file (as ``intake worker`` does) each time a rebalance completes."""
-    marker = ready_file(settings)
-    marker.unlink(missing_ok=True)
-
-    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # the stub wants signal=
-    async def _mark_ready(sender: faust.App, *_: Any, **__: Any) -> None:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        assigned = len(sender.consumer.assignment())
-        marker.write_text(json.dumps({"pid": os.getpid(), "partitions": assigned}))
 
 
 def main(argv: list[str] | None = None) -> int:
