@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.bench import BenchError
 from infra.bench.generate import GeneratedEvent, generate
 from infra.settings import Settings
 from schemas.case import CaseEvent, CaseEventKind
@@ -201,6 +202,8 @@ def measure_stages(
     """Run ``warm_up`` (default: ``events``) then ``events`` generated events through the
     pipeline's logic; CPU per measured event of each stage."""
     warm_up = events if warm_up is None else warm_up
+    if events < 1 or warm_up < 0:
+        raise BenchError(f"need events ≥ 1 and warm-up ≥ 0, not {events} and {warm_up}")
 
     def events_of(run_id: str, n: int) -> list[GeneratedEvent]:
         return generate(n, run_id=run_id, exact_share=exact_share, near_share=near_share)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from infra.bench import BenchError
 from infra.bench.generate import generate
 from infra.bench.stages import STAGES, measure_stages
 from infra.cli import main
@@ -42,6 +43,13 @@ def test_the_warm_up_fills_the_windows_but_is_not_counted(settings: Settings) ->
     warm = measure_stages(settings, 300, warm_up=900)
     assert sum(warm.decisions.values()) == sum(cold.decisions.values())  # the same 300 events
     assert warm.window_reports > cold.window_reports + 600
+
+
+def test_bad_counts_get_a_clear_error(settings: Settings) -> None:
+    with pytest.raises(BenchError, match="events ≥ 1"):
+        measure_stages(settings, 0)
+    with pytest.raises(BenchError, match="warm-up ≥ 0"):
+        measure_stages(settings, 10, warm_up=-1)
 
 
 def test_the_command_prints_json_with_a_total(
